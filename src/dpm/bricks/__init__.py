@@ -1,0 +1,61 @@
+"""Blocks-style bricks: network components that own named parameters and build graphs."""
+
+from dpm.bricks.activations import (
+    Activation,
+    Identity,
+    LeakyRectifier,
+    Logistic,
+    Rectifier,
+    Softplus,
+    Tanh,
+)
+from dpm.bricks.base import Brick
+from dpm.bricks.initialization import (
+    Constant,
+    InitializationScheme,
+    IsotropicGaussian,
+    Orthogonal,
+    Uniform,
+)
+from dpm.bricks.linear import Linear
+from dpm.bricks.mlp import MLP
+from dpm.bricks.rbf import NormalizedRBF
+from dpm.bricks.readout import PerStepReadout
+from dpm.bricks.roles import (
+    BIAS,
+    CENTER,
+    PARAMETER,
+    WEIGHT,
+    WIDTH,
+    ParameterRole,
+    add_role,
+    has_role,
+)
+
+__all__ = [
+    "BIAS",
+    "CENTER",
+    "MLP",
+    "PARAMETER",
+    "WEIGHT",
+    "WIDTH",
+    "Activation",
+    "Brick",
+    "Constant",
+    "Identity",
+    "InitializationScheme",
+    "IsotropicGaussian",
+    "LeakyRectifier",
+    "Linear",
+    "Logistic",
+    "NormalizedRBF",
+    "Orthogonal",
+    "ParameterRole",
+    "PerStepReadout",
+    "Rectifier",
+    "Softplus",
+    "Tanh",
+    "Uniform",
+    "add_role",
+    "has_role",
+]

@@ -1,0 +1,106 @@
+"""Shared parts of the reproduce scripts: arguments, provenance, paper values, manifests."""
+
+import argparse
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import tomllib
+from pathlib import Path
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+FIGURES = REPOSITORY / "figures"
+CONFIGS = REPOSITORY / "original_configs"
+PACKAGES = ("dpm", "pytensor", "numpy", "scipy", "h5py", "matplotlib", "tqdm")
+
+
+def parser(description):
+    """Return an argument parser with the options every reproduce script takes."""
+    result = argparse.ArgumentParser(description=description)
+    result.add_argument("--quick", action="store_true",
+                        help="a short smoke run with the [quick] settings of the configuration")
+    result.add_argument("--backend", choices=("c", "numba", "jax"), default=None,
+                        help="PyTensor backend (default: DPM_BACKEND or c)")
+    result.add_argument("--floatX", choices=("float32", "float64"), default=None,
+                        help="float type of the graphs (default: DPM_FLOATX or float32)")
+    result.add_argument("--output-dir", type=Path, default=FIGURES,
+                        help="folder for the figure and its JSON manifest (default: figures/)")
+    result.add_argument("--seed", type=int, default=None,
+                        help="overrides the configuration's seed for training and evaluation")
+    return result
+
+
+def setup_logging():
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    # PyTensor logs every C module it compiles at INFO.
+    logging.getLogger("pytensor").setLevel(logging.WARNING)
+
+
+def paper_values(experiment):
+    """Return the paper's numbers for ``experiment`` from ``reproduce/paper_values.toml``."""
+    with (Path(__file__).parent / "paper_values.toml").open("rb") as file:
+        return tomllib.load(file)[experiment]
+
+
+def git_commit():
+    """Return the repository's commit, with ``-dirty`` when the work tree has changes, or None."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPOSITORY, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPOSITORY, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("-dirty" if dirty.strip() else "")
+
+
+def provenance(seed, backend, floatX):
+    """Return what is needed to rerun a result: seed, versions, backend, commit, machine."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "seed": seed,
+        "backend": backend,
+        "floatX": floatX,
+        "git_commit": git_commit(),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "package_versions": versions,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+
+
+def write_json(path, data):
+    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(data, file, indent=2, sort_keys=False)
+            file.write("\n")
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def save_figure(figure, path_stem):
+    """Save ``figure`` as PNG and PDF next to each other, each through a temporary name."""
+    path_stem = Path(path_stem)
+    path_stem.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in (".png", ".pdf"):
+        final = path_stem.with_suffix(suffix)
+        temporary = final.with_name(f".{final.name}.tmp{suffix}")
+        figure.savefig(temporary, dpi=150, bbox_inches="tight")
+        os.replace(temporary, final)

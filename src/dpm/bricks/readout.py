@@ -1,0 +1,92 @@
+"""Readout layer with a separate affine map for each diffusion time step."""
+
+import pytensor.tensor as pt
+from pytensor.raise_op import Assert
+
+from dpm.bricks.base import Brick
+from dpm.bricks.initialization import Constant
+from dpm.bricks.linear import check_dimension
+from dpm.bricks.roles import BIAS, WEIGHT
+
+
+class PerStepReadout(Brick):
+    """Affine maps indexed by time step, applied on top of layers shared by all steps.
+
+    dpm's swiss roll network puts one readout per time step above a hidden layer that
+    all steps share. Example ``i`` of a batch is mapped by the weights of its own
+    step: ``h[i] @ W[step[i]] + b[step[i]]``.
+
+    Parameters
+    ----------
+    input_dim, output_dim : int
+    n_steps : int
+        Number of time steps, so valid steps are ``0 .. n_steps - 1``.
+    weights_init : InitializationScheme
+        Scheme for ``W``, shape ``(n_steps, input_dim, output_dim)``, role WEIGHT.
+    biases_init : InitializationScheme, optional
+        Scheme for ``b``, shape ``(n_steps, output_dim)``, role BIAS. Constant(0) by
+        default.
+    name : str, optional
+    """
+
+    def __init__(self, input_dim, output_dim, n_steps, weights_init, biases_init=None, name=None):
+        super().__init__(name=name)
+        self.input_dim = check_dimension("input_dim", input_dim)
+        self.output_dim = check_dimension("output_dim", output_dim)
+        self.n_steps = check_dimension("n_steps", n_steps)
+        if biases_init is None:
+            biases_init = Constant(0.0)
+        weights_shape = (self.n_steps, self.input_dim, self.output_dim)
+        self.add_parameter("W", weights_shape, weights_init, WEIGHT)
+        self.add_parameter("b", (self.n_steps, self.output_dim), biases_init, BIAS)
+
+    @property
+    def W(self):
+        """Weights, shape ``(n_steps, input_dim, output_dim)``."""
+        return self.get_parameter("W")
+
+    @property
+    def b(self):
+        """Biases, shape ``(n_steps, output_dim)``."""
+        return self.get_parameter("b")
+
+    def apply(self, h, step):
+        """Map each example ``h[i]`` with the readout of its step ``step[i]``.
+
+        Parameters
+        ----------
+        h : TensorVariable
+            Shape ``(batch, input_dim)``.
+        step : TensorVariable
+            Integer steps, shape ``(batch,)`` for one step per example, or a scalar for
+            the same step for the whole batch.
+
+        Returns
+        -------
+        TensorVariable
+            Shape ``(batch, output_dim)``.
+
+        Raises
+        ------
+        TypeError
+            If ``step`` is not an integer scalar or vector.
+        AssertionError
+            When the compiled function runs with a step outside ``[0, n_steps)``,
+            because negative indexes would otherwise silently select steps from the end.
+        """
+        step = pt.as_tensor_variable(step)
+        if not step.dtype.startswith(("int", "uint")) or step.ndim > 1:
+            raise TypeError(
+                f"step must be an integer scalar or vector, got {step.type}; "
+                "cast it with pytensor.tensor.cast(step, 'int64')"
+            )
+        in_range = pt.all(pt.ge(step, 0) & pt.lt(step, self.n_steps))
+        step = Assert(f"{self.path}: every step must be in [0, {self.n_steps})")(step, in_range)
+
+        if step.ndim == 0:
+            return pt.dot(h, self.W[step]) + self.b[step]
+
+        # Gathering gives (batch, input_dim, output_dim), and the elementwise product
+        # summed over input_dim is a batched matrix-vector product.
+        weights = self.W[step]
+        return pt.sum(h[:, :, None] * weights, axis=1) + self.b[step]

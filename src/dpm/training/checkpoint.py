@@ -1,0 +1,61 @@
+"""Checkpoints: parameters, step-rule state, training log and extra state in one ``.npz``.
+
+Files are written under a temporary name in the same folder and renamed, so an interrupted
+write leaves the previous checkpoint intact.
+"""
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+import dpm
+
+STATE_KEY = "__state_json__"
+
+
+def save_checkpoint(path, model, step_rule, log, extra_state):
+    """Write ``model``'s parameters, the step rule's state, ``log`` and ``extra_state`` to ``path``."""
+    path = Path(path)
+    arrays = {f"parameter:{name}": value for name, value in model.get_parameter_values().items()}
+    for variable in step_rule.state:
+        arrays[f"step_rule:{variable.name}"] = variable.get_value()
+    state = {"dpm_version": dpm.__version__, "log": log.to_dict(), "extra": extra_state}
+    arrays[STATE_KEY] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **arrays)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def load_checkpoint(path):
+    """Return ``(parameters, step_rule_state, state)`` from a checkpoint written by :func:`save_checkpoint`."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint {path} not found; train first or pass an existing run")
+    try:
+        with np.load(path) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as error:
+        raise ValueError(f"checkpoint {path} is unreadable ({error}); delete it and train again") from error
+    state = json.loads(arrays.pop(STATE_KEY).tobytes().decode())
+    parameters = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("parameter:")}
+    step_rule = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("step_rule:")}
+    return parameters, step_rule, state
+
+
+def restore_step_rule(step_rule, values):
+    """Set the step rule's state variables from a checkpoint's values, matched by name."""
+    for variable in step_rule.state:
+        if variable.name not in values:
+            raise KeyError(f"checkpoint has no step-rule state {variable.name!r}; was it made with another step rule?")
+        variable.set_value(values[variable.name])
