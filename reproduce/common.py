@@ -29,6 +29,8 @@ def parser(description):
                         help="float type of the graphs (default: DPM_FLOATX or float32)")
     result.add_argument("--output-dir", type=Path, default=FIGURES,
                         help="folder for the figure and its JSON manifest (default: figures/)")
+    result.add_argument("--config", type=Path, default=None,
+                        help="configuration file (default: the experiment's file in original_configs/)")
     result.add_argument("--seed", type=int, default=None,
                         help="overrides the configuration's seed for training and evaluation")
     return result

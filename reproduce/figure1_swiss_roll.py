@@ -38,7 +38,7 @@ DEFAULTS = {
 
 def main(argv=None):
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
-    args.config = common.CONFIGS / "swiss_roll.toml"
+    args.config = args.config or common.CONFIGS / "swiss_roll.toml"
     common.setup_logging()
 
     from dpm import backend
@@ -59,6 +59,7 @@ def main(argv=None):
     measured = results["measured"]
     manifest = {
         "experiment": "swiss_roll",
+        "config_file": str(args.config),
         "quick": args.quick,
         "measured": measured,
         "paper": {"K": paper["K"], "K_minus_L_null": paper["K_minus_L_null"]},

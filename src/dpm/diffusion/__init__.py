@@ -1,4 +1,4 @@
-"""The paper's mathematics: schedules, diffusion processes, the bound K, and sampling."""
+"""The mathematics of Sohl-Dickstein et al. 2015: schedules, diffusion processes, the bound K, and sampling."""
 
 from dpm.diffusion.draws import DiffusionInputs, draw_t_and_noise
 from dpm.diffusion.gaussian import GaussianDiffusion, gaussian_kl

@@ -1,6 +1,6 @@
 """Random inputs of the bound's estimator: one time step and standard normal noise per example.
 
-They are drawn with NumPy outside the graph, so every backend sees the same numbers for the
+They are drawn with NumPy outside the graph, so every backend gets the same numbers for the
 same seed, and the generator's state can be checkpointed and restored exactly.
 """
 

@@ -1,7 +1,8 @@
-"""Gaussian diffusion (paper Section 2.1 and Appendix B), symbolic and batch-vectorized.
+"""Gaussian diffusion, symbolic and batch-vectorized.
 
-Every method takes a batch with one time step ``t`` per example: ``t`` is an integer vector
-of shape (batch,) with values in ``1..T``; data have shape (batch, D). Natural logs inside,
+The paper is Sohl-Dickstein et al. 2015, arXiv:1503.03585 v8 (Section 2.1 and Appendix B).
+Every method takes a batch with one time step ``t`` per example, an integer vector of shape
+(batch,) with values in ``1..T``. Data have shape (batch, D). Natural logs inside,
 bits in what :meth:`GaussianDiffusion.bound_terms` returns.
 """
 

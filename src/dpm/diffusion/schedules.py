@@ -2,8 +2,8 @@
 
 A schedule provides ``beta()``, a symbolic vector of length ``T`` whose entry ``t - 1`` is
 ``beta_t``. Fixed schedules are NumPy arrays checked when built; the learned schedule is a
-brick whose parameters are trained by gradient ascent on the bound K (frozen noise, paper
-Section 2.4.1).
+brick whose parameters are trained by gradient ascent on the bound K with frozen noise
+(Sohl-Dickstein et al. 2015, arXiv:1503.03585, Section 2.4.1).
 """
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""The paper's swiss roll network (Section 3.1 and Appendix D.1).
+"""The swiss roll network of Sohl-Dickstein et al. 2015 (arXiv:1503.03585, Appendix D.1).
 
 A normalized radial-basis-function layer of 16 units is shared by all time steps and by the
 mean and the covariance; a separate linear readout for each step gives ``f_mu`` and, through a
