@@ -39,6 +39,11 @@ def load_config(path, defaults, quick=False):
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from error
     overrides = raw.pop("quick", {})
+    if not isinstance(overrides, dict):
+        raise ConfigError(
+            f"{path}: [quick] must be a table of sections such as "
+            f"training = {{ n_epochs = 2 }}, got {overrides!r}"
+        )
     config = merge(defaults, raw, str(path))
     if quick:
         config = merge(config, overrides, f"{path} [quick]")

@@ -58,6 +58,8 @@ class ArrayDataset:
     """An in-memory dataset of named arrays with equal first dimension."""
 
     def __init__(self, **sources):
+        if not sources:
+            raise ValueError("ArrayDataset needs at least one source, e.g. ArrayDataset(features=x)")
         lengths = {name: len(array) for name, array in sources.items()}
         if len(set(lengths.values())) != 1:
             raise ValueError(f"sources differ in length: {lengths}")

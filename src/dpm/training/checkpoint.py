@@ -7,6 +7,7 @@ write leaves the previous checkpoint intact.
 import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -43,11 +44,14 @@ def load_checkpoint(path):
     if not path.exists():
         raise FileNotFoundError(f"checkpoint {path} not found; train first or pass an existing run")
     try:
+        # A truncated or empty file raises BadZipFile or EOFError, neither a ValueError.
         with np.load(path) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError) as error:
+        if STATE_KEY not in arrays:
+            raise ValueError(f"no {STATE_KEY!r} entry, so save_checkpoint did not write it")
+        state = json.loads(arrays.pop(STATE_KEY).tobytes().decode())
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
         raise ValueError(f"checkpoint {path} is unreadable ({error}); delete it and train again") from error
-    state = json.loads(arrays.pop(STATE_KEY).tobytes().decode())
     parameters = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("parameter:")}
     step_rule = {k.split(":", 1)[1]: v for k, v in arrays.items() if k.startswith("step_rule:")}
     return parameters, step_rule, state
