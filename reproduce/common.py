@@ -14,6 +14,7 @@ from pathlib import Path
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 FIGURES = REPOSITORY / "figures"
+RUNS = REPOSITORY / "runs"
 CONFIGS = REPOSITORY / "original_configs"
 PACKAGES = ("dpm", "pytensor", "numpy", "scipy", "h5py", "matplotlib", "tqdm")
 
@@ -29,6 +30,9 @@ def parser(description):
                         help="float type of the graphs (default: DPM_FLOATX or float32)")
     result.add_argument("--output-dir", type=Path, default=FIGURES,
                         help="folder for the figure and its JSON manifest (default: figures/)")
+    result.add_argument("--run-dir", type=Path, default=None,
+                        help="folder for the final checkpoint and the resolved configuration "
+                             "(default: runs/<figure name>)")
     result.add_argument("--config", type=Path, default=None,
                         help="configuration file (default: the experiment's file in original_configs/)")
     result.add_argument("--seed", type=int, default=None,

@@ -51,8 +51,11 @@ def main(argv=None):
     if args.seed is not None:
         config["training"]["seed"] = args.seed
         config["evaluation"]["seed"] = args.seed + 1
+    name = "figure1_swiss_roll" + ("_quick" if args.quick else "")
+    run_dir = args.run_dir or common.RUNS / name
+    common.write_json(run_dir / "config.json", config)
     started = time.perf_counter()
-    results = run(config)
+    results = run(config, checkpoint_path=run_dir / "checkpoint.npz")
     results["seconds"] = time.perf_counter() - started
 
     paper = common.paper_values("swiss_roll")
@@ -71,8 +74,9 @@ def main(argv=None):
         "learned_beta": results["beta"],
         "kl_per_step_bits": results["kl_per_step"],
         "nonfinite_steps": results["nonfinite_steps"],
+        "checkpoint": str(run_dir / "checkpoint.npz"),
     }
-    stem = args.output_dir / ("figure1_swiss_roll" + ("_quick" if args.quick else ""))
+    stem = args.output_dir / name
     common.save_figure(plot(results, config), stem)
     common.write_json(stem.with_suffix(".json"), manifest)
     print(
@@ -84,8 +88,11 @@ def main(argv=None):
     return manifest
 
 
-def run(config):
-    """Train, evaluate and sample; return the numbers and arrays the figure needs."""
+def run(config, checkpoint_path=None):
+    """Train, evaluate and sample; return the numbers and arrays the figure needs.
+
+    The trained model's final checkpoint goes to ``checkpoint_path`` when given.
+    """
     from dpm.data import H5Dataset, swiss_roll
     from dpm.diffusion.sampling import ReverseSampler
     from dpm.evaluation import BoundEvaluator
@@ -111,7 +118,8 @@ def run(config):
     model.initialize(np.random.default_rng(training["seed"]))
     settings = {key: training[key] for key in
                 ("step_rule", "learning_rate", "final_learning_rate", "batch_size", "n_epochs")}
-    log = train_gaussian_model(model, train_x, settings, seed=training["seed"])
+    log = train_gaussian_model(model, train_x, settings, seed=training["seed"],
+                               checkpoint_path=checkpoint_path)
 
     bound = BoundEvaluator(model).evaluate(test_x, seed=evaluation["seed"])
     L_true, L_true_stderr = swiss_roll.true_log_likelihood_bits(test_x)
@@ -184,8 +192,12 @@ def plot(results, config):
         axis = axes[2, column]
         axis.scatter(results["reverse"][0][:, 0], results["reverse"][0][:, 1], s=1, alpha=0.15,
                      color="0.6", linewidths=0)
+        # Arrows are scaled per panel so that the longest spans one grid cell: the drift's
+        # size varies by two orders of magnitude between t = 2 and t = T.
+        cell = grid[1, 0] - grid[0, 0]
+        longest = np.max(np.linalg.norm(drift, axis=1))
         axis.quiver(grid[:, 0], grid[:, 1], drift[:, 0], drift[:, 1], color="C3",
-                    angles="xy", scale_units="xy", scale=1.0, width=0.004)
+                    angles="xy", scale_units="xy", scale=longest / cell, width=0.004)
         axis.set_title(f"$f_\\mu(\\mathbf{{x}}^{{({drift_step})}}, {drift_step}) - "
                        f"\\mathbf{{x}}^{{({drift_step})}}$", fontsize=10)
     for axis in axes.flat:

@@ -15,7 +15,7 @@ def quick_run(tmp_path_factory):
     output = tmp_path_factory.mktemp("figures")
     completed = subprocess.run(
         [sys.executable, str(REPOSITORY / "reproduce" / "figure1_swiss_roll.py"), "--quick",
-         "--output-dir", str(output)],
+         "--output-dir", str(output), "--run-dir", str(output / "run")],
         capture_output=True, text=True, timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
@@ -27,6 +27,8 @@ def test_quick_run_writes_figure_files(quick_run):
     for suffix in (".png", ".pdf", ".json"):
         assert (output / f"figure1_swiss_roll_quick{suffix}").stat().st_size > 0
     assert not list(output.glob(".*tmp*"))
+    assert (output / "run" / "checkpoint.npz").stat().st_size > 0
+    assert (output / "run" / "config.json").stat().st_size > 0
 
 
 def test_quick_manifest_has_required_fields(quick_run):
@@ -53,3 +55,18 @@ def test_quick_bound_below_truth(quick_run):
     error = (measured["K_stderr"] ** 2 + measured["L_true_stderr"] ** 2) ** 0.5
     assert measured["K"] < measured["L_true"] + 3 * error
     assert measured["K_minus_L_null"] == pytest.approx(measured["K"] - measured["L_null"])
+
+
+def test_quick_checkpoint_restores_model(quick_run):
+    from dpm.models import SwissRollModel
+    from dpm.training import load_checkpoint
+
+    output, _ = quick_run
+    config = json.loads((output / "run" / "config.json").read_text())
+    parameters, step_rule_state, state = load_checkpoint(output / "run" / "checkpoint.npz")
+    model = SwissRollModel(**config["model"])
+    model.set_parameter_values(parameters)
+    assert state["log"]["status"]["epochs_done"] == config["training"]["n_epochs"]
+    assert state["log"]["status"]["nonfinite_steps"] == 0
+    assert "draws" in state["extra"]
+    assert step_rule_state

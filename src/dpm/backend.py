@@ -1,7 +1,9 @@
 """Choose and configure the PyTensor mode (C, Numba or JAX) and the float type.
 
-The mode is always set explicitly: PyTensor 3's own default linker is Numba, whose
-first compile of a mid-sized graph takes minutes.
+The mode is always set explicitly: PyTensor 3's own default linker is Numba, which
+compiles on a function's first call, so a script would pause there without saying why.
+C compiles when the function is built and is the fastest to compile with a warm cache
+(docs/benchmarks.md).
 """
 
 import logging
@@ -15,7 +17,7 @@ logger = logging.getLogger(__name__)
 #: Backend names accepted by ``--backend`` and ``DPM_BACKEND``, and the PyTensor mode each selects.
 MODES = {"c": "CVM", "numba": "NUMBA", "jax": "JAX"}
 
-#: Chosen from measurements on a 2-core CPU machine (docs/benchmarks.md).
+#: Chosen from compile and step times measured on a 2-core CPU machine (docs/benchmarks.md).
 DEFAULT_BACKEND = "c"
 DEFAULT_FLOATX = "float32"
 
