@@ -29,7 +29,6 @@ and to standard output as a Markdown table.
 """
 
 import argparse
-import importlib.metadata
 import importlib.util
 import json
 import logging
@@ -43,6 +42,9 @@ import traceback
 from pathlib import Path
 
 import numpy as np
+
+from dpm.atomic import write_json
+from dpm.versions import package_versions
 
 logger = logging.getLogger("benchmarks.backends")
 
@@ -140,16 +142,6 @@ def run_worker_process(args, variant, cache_state, cache_dir):
     return result
 
 
-def package_versions():
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
 def cpu_model():
     try:
         with open("/proc/cpuinfo") as file:
@@ -175,24 +167,10 @@ def machine_info():
         "cpu_model": cpu_model(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "package_versions": package_versions(),
+        "package_versions": package_versions(PACKAGES),
         "git_commit": git_commit(),
         "load_average_at_start": list(os.getloadavg()),
     }
-
-
-def write_json_atomically(path, data):
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            json.dump(data, file, indent=2)
-            file.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def format_seconds(value):
@@ -262,7 +240,7 @@ def run_parent(args):
         "machine": info,
         "runs": runs,
     }
-    write_json_atomically(args.output, results)
+    write_json(args.output, results)
     logger.info("wrote %s", args.output)
     print(markdown_table(runs))
     return 1 if any("error" in run for run in runs) else 0
@@ -394,7 +372,7 @@ def run_worker(args):
         result = {"error": f"{type(error).__name__}: {error}".splitlines()[0][:300],
                   "traceback": traceback.format_exc()}
         status = 1
-    write_json_atomically(args.result_file, result)
+    write_json(args.result_file, result)
     return status
 
 

@@ -1,14 +1,11 @@
 """Shared parts of the reproduce scripts: arguments, provenance, paper values, manifests."""
 
 import argparse
-import importlib.metadata
-import json
 import logging
 import os
 import platform
 import subprocess
 import sys
-import tempfile
 import tomllib
 from pathlib import Path
 
@@ -16,7 +13,6 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 FIGURES = REPOSITORY / "figures"
 RUNS = REPOSITORY / "runs"
 CONFIGS = REPOSITORY / "original_configs"
-PACKAGES = ("dpm", "pytensor", "numpy", "scipy", "h5py", "matplotlib", "tqdm")
 
 
 def parser(description):
@@ -67,12 +63,8 @@ def git_commit():
 
 def provenance(seed, backend, floatX):
     """Return what is needed to rerun a result: seed, versions, backend, commit, machine."""
-    versions = {}
-    for name in PACKAGES:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
+    from dpm.versions import package_versions
+
     return {
         "seed": seed,
         "backend": backend,
@@ -81,32 +73,15 @@ def provenance(seed, backend, floatX):
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "cpu_count": os.cpu_count(),
-        "package_versions": versions,
+        "package_versions": package_versions(),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }
 
 
-def write_json(path, data):
-    """Write ``data`` as JSON to ``path`` through a temporary file and a rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(data, file, indent=2, sort_keys=False)
-            file.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def save_figure(figure, path_stem):
-    """Save ``figure`` as PNG and PDF next to each other, each through a temporary name."""
-    path_stem = Path(path_stem)
-    path_stem.parent.mkdir(parents=True, exist_ok=True)
-    for suffix in (".png", ".pdf"):
-        final = path_stem.with_suffix(suffix)
-        temporary = final.with_name(f".{final.name}.tmp{suffix}")
-        figure.savefig(temporary, dpi=150, bbox_inches="tight")
-        os.replace(temporary, final)
+    """Save ``figure`` as PNG and PDF next to each other, each written atomically."""
+    from dpm.atomic import atomic_path
+
+    for suffix in ("png", "pdf"):
+        with atomic_path(Path(path_stem).with_suffix(f".{suffix}")) as temporary:
+            figure.savefig(temporary, format=suffix, dpi=150, bbox_inches="tight")

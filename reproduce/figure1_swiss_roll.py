@@ -42,6 +42,7 @@ def main(argv=None):
     common.setup_logging()
 
     from dpm import backend
+    from dpm.atomic import write_json
     from dpm.config import load_config
 
     backend_name = backend.configure(args.backend, args.floatX)
@@ -53,7 +54,7 @@ def main(argv=None):
         config["evaluation"]["seed"] = args.seed + 1
     name = "figure1_swiss_roll" + ("_quick" if args.quick else "")
     run_dir = args.run_dir or common.RUNS / name
-    common.write_json(run_dir / "config.json", config)
+    write_json(run_dir / "config.json", config)
     started = time.perf_counter()
     results = run(config, checkpoint_path=run_dir / "checkpoint.npz")
     results["seconds"] = time.perf_counter() - started
@@ -78,7 +79,7 @@ def main(argv=None):
     }
     stem = args.output_dir / name
     common.save_figure(plot(results, config), stem)
-    common.write_json(stem.with_suffix(".json"), manifest)
+    write_json(stem.with_suffix(".json"), manifest)
     print(
         f"swiss roll: K = {measured['K']:.3f} +- {measured['K_stderr']:.3f} bits "
         f"(paper {paper['K']}), K - L_null = {measured['K_minus_L_null']:.3f} "

@@ -39,19 +39,12 @@ def main(argv=None):
 
 
 def show_info(backend_name):
-    import importlib.metadata
-
     from dpm import backend
+    from dpm.versions import package_versions
 
     chosen = backend.configure(backend_name)
-    versions = {}
-    for name in ("dpm", "pytensor", "numpy", "scipy", "h5py", "matplotlib", "jax"):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
     report = {"backend": chosen, "mode": backend.mode(), "blas_ldflags": backend.blas_ldflags(),
-              "versions": versions}
+              "versions": package_versions()}
     print(json.dumps(report, indent=2))
     return 0
 

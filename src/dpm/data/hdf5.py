@@ -22,11 +22,12 @@ import json
 import logging
 import operator
 import os
-import tempfile
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from dpm.atomic import atomic_path
 
 logger = logging.getLogger(__name__)
 
@@ -99,28 +100,18 @@ def write_dataset(path, sources, splits, attrs=None, overwrite=False):
     table = _build_split_table(splits, sorted(arrays), n_rows)
     attributes, json_names = _encode_attrs(attrs or {})
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(
-        dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-    )
-    os.close(descriptor)
-    try:
-        with h5py.File(temporary, "w") as file:
-            for name in sorted(arrays):
-                array, labels = arrays[name]
-                dataset = file.create_dataset(name, data=array)
-                for axis, label in enumerate(labels):
-                    dataset.dims[axis].label = label
-            file.attrs[FORMAT_ATTRIBUTE] = FORMAT_VERSION
-            file.attrs[SPLIT_ATTRIBUTE] = table
-            file.attrs[JSON_ATTRIBUTE] = np.array(json_names, dtype=h5py.string_dtype())
-            for key in sorted(attributes):
-                file.attrs[key] = attributes[key]
-        os.replace(temporary, path)
-    except BaseException:
-        # BaseException so that KeyboardInterrupt also removes the partial file.
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    # atomic_path removes the partial file on any error, KeyboardInterrupt included.
+    with atomic_path(path) as temporary, h5py.File(temporary, "w") as file:
+        for name in sorted(arrays):
+            array, labels = arrays[name]
+            dataset = file.create_dataset(name, data=array)
+            for axis, label in enumerate(labels):
+                dataset.dims[axis].label = label
+        file.attrs[FORMAT_ATTRIBUTE] = FORMAT_VERSION
+        file.attrs[SPLIT_ATTRIBUTE] = table
+        file.attrs[JSON_ATTRIBUTE] = np.array(json_names, dtype=h5py.string_dtype())
+        for key in sorted(attributes):
+            file.attrs[key] = attributes[key]
 
     logger.info(
         "wrote %s: %d rows, sources %s, splits %s",

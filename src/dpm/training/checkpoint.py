@@ -6,13 +6,13 @@ write leaves the previous checkpoint intact.
 
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 
 import dpm
+from dpm.atomic import atomic_path
 
 STATE_KEY = "__state_json__"
 
@@ -25,17 +25,10 @@ def save_checkpoint(path, model, step_rule, log, extra_state):
         arrays[f"step_rule:{variable.name}"] = variable.get_value()
     state = {"dpm_version": dpm.__version__, "log": log.to_dict(), "extra": extra_state}
     arrays[STATE_KEY] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.savez(file, **arrays)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with atomic_path(path) as temporary, open(temporary, "wb") as file:
+        np.savez(file, **arrays)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def load_checkpoint(path):

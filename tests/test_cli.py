@@ -1,0 +1,39 @@
+"""The ``dpm`` command: info, data prepare and data info."""
+
+import json
+
+import pytest
+
+from dpm import cli
+from dpm.data import H5Dataset
+
+
+def test_info_reports_backend_and_versions(capsys):
+    assert cli.main(["info"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["backend"] == "c"
+    assert report["mode"] == "CVM"
+    assert report["versions"]["pytensor"]
+
+
+def test_data_prepare_writes_swiss_roll(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DPM_DATA", str(tmp_path))
+    assert cli.main(["data", "prepare", "swiss_roll"]) == 0
+    path = tmp_path / "swiss_roll.hdf5"
+    assert capsys.readouterr().out.strip() == str(path)
+    assert H5Dataset(path, "train").num_examples == 100_000
+    assert H5Dataset(path, "test").num_examples == 20_000
+
+    assert cli.main(["data", "info", str(path)]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert ["test", "features", 100_000, 120_000] in described["splits"]
+
+    with pytest.raises(FileExistsError, match="swiss_roll.hdf5"):
+        cli.main(["data", "prepare", "swiss_roll"])
+    assert cli.main(["data", "prepare", "swiss_roll", "--force"]) == 0
+
+
+def test_unknown_backend_is_rejected(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--backend", "cuda", "info"])
+    assert "invalid choice" in capsys.readouterr().err
