@@ -9,6 +9,7 @@ bits in what :meth:`GaussianDiffusion.bound_terms` returns.
 import numpy as np
 import pytensor.tensor as pt
 
+from dpm.diffusion.draws import standard_normal_noise
 from dpm.diffusion.schedules import alphabar
 
 LOG_2PI_E = float(np.log(2 * np.pi * np.e))
@@ -91,6 +92,10 @@ class GaussianDiffusion:
             column(one_minus_ab[t - 1]),
         )
 
+    def draw_noise(self, rng, shape):
+        """Draw the noise that :meth:`forward_sample` expects: standard normal, in floatX."""
+        return standard_normal_noise(rng, shape)
+
     def forward_sample(self, x0, t, noise):
         """Return ``xt = sqrt(alphabar_t) x0 + sqrt(1 - alphabar_t) noise``, a draw from ``q(xt | x0)``.
 
@@ -169,7 +174,7 @@ class GaussianDiffusion:
         """Return the log likelihood of unit-variance data under ``pi`` alone, bits per data point."""
         return -self.n_dims * 0.5 * LOG_2PI_E / LN2
 
-    def bound_terms(self, kl_sum):
+    def bound_terms(self, kl_sum, x0=None):
         """Assemble K from the summed KL terms, as named parts in bits per example.
 
         Parameters
@@ -177,6 +182,9 @@ class GaussianDiffusion:
         kl_sum : (batch,) tensor
             ``sum_{t=2..T} KL(q(x(t-1) | xt, x0) || p(x(t-1) | xt))`` per example in nats, or an
             unbiased estimate of it (one ``t`` per example, times ``T - 1``).
+        x0 : (batch, D) tensor, optional
+            Not used: every other term of the Gaussian bound is the same for all data points.
+            The argument exists so that callers treat every diffusion process alike.
 
         Returns
         -------

@@ -52,6 +52,28 @@ def inverse_remaining_beta(trajectory_length):
     return check_beta(np.minimum(1.0 / (T - t + 1), 1.0 - BETA_MARGIN))
 
 
+def binomial_beta(trajectory_length):
+    """Return the exact binomial schedule ``beta_t = 1 / (T - t + 1)`` as a float64 array.
+
+    Unlike :func:`inverse_remaining_beta`, ``beta_T`` is exactly 1: the binomial kernel
+    ``Bernoulli(x (1 - beta_t) + p beta_t)`` needs no ``log(1 - beta_t)``, and ``beta_T = 1``
+    makes ``q(xT | x0)`` equal the equilibrium ``Bernoulli(p)`` for any data.
+    """
+    T = _check_length(trajectory_length)
+    t = np.arange(1, T + 1)
+    return 1.0 / (T - t + 1)
+
+
+def binomial_alphabar(trajectory_length):
+    """Return ``alphabar_t = (T - t) / T`` for ``t = 0..T`` (length ``T + 1``) as float64.
+
+    This is the closed form of ``prod_{s<=t} (1 - 1 / (T - s + 1))``, a telescoping product,
+    so ``alphabar_0 = 1`` and ``alphabar_T = 0`` exactly.
+    """
+    T = _check_length(trajectory_length)
+    return (T - np.arange(T + 1)) / T
+
+
 def alphabar(beta):
     """Return ``alphabar_t = prod_{s<=t} (1 - beta_s)`` and ``1 - alphabar_t``, symbolically.
 

@@ -1,14 +1,15 @@
-"""The shared part of every Gaussian diffusion model: a reverse network plus a diffusion process."""
+"""The shared part of every diffusion model: a reverse network plus a diffusion process."""
 
 import pytensor.tensor as pt
 
 from dpm.bricks import Brick
 
 
-class GaussianDiffusionModel(Brick):
-    """A brick whose network maps ``(xt, t)`` to reverse-kernel outputs for a :class:`GaussianDiffusion`.
+class DiffusionModel(Brick):
+    """A brick whose network maps ``(xt, t)`` to the reverse-kernel outputs of its diffusion process.
 
-    Subclasses set ``self.diffusion`` and implement :meth:`network_output`.
+    Subclasses set ``self.diffusion`` (a :class:`~dpm.diffusion.GaussianDiffusion` or
+    :class:`~dpm.diffusion.BinomialDiffusion`) and implement :meth:`network_output`.
     """
 
     diffusion = None
@@ -22,18 +23,24 @@ class GaussianDiffusionModel(Brick):
         return self.diffusion.n_dims
 
     def network_output(self, xt, t):
-        """Return the pair ``(z_mu, z_Sigma)``, each (batch, D), for ``t`` in ``2..T``."""
+        """Return what the diffusion process's ``reverse`` takes, for ``t`` in ``2..T``."""
         raise NotImplementedError
 
     def reverse(self, xt, t):
-        """Return the mean and log variance of ``p(x(t-1) | xt)`` for ``t`` in ``2..T``."""
+        """Return the parameters of ``p(x(t-1) | xt)`` for ``t`` in ``2..T``.
+
+        A pair ``(mean, log variance)`` for Gaussian diffusion, the logit of the rate for
+        binomial diffusion.
+        """
         return self.diffusion.reverse(xt, t, self.network_output(xt, t))
 
     def kl_divergence(self, x0, t, noise):
         """Return the KL term of step ``t`` in nats per example, with ``xt`` drawn from ``noise``."""
         xt = self.diffusion.forward_sample(x0, t, noise)
-        mean_p, log_var_p = self.reverse(xt, t)
-        return self.diffusion.kl_divergence(x0, xt, t, mean_p, log_var_p)
+        reverse = self.reverse(xt, t)
+        if not isinstance(reverse, tuple):
+            reverse = (reverse,)
+        return self.diffusion.kl_divergence(x0, xt, t, *reverse)
 
     def bound_estimate(self, x0, t, noise):
         """Return K's named terms in bits per example, the KL sum estimated from one ``t`` each.
@@ -47,8 +54,24 @@ class GaussianDiffusionModel(Brick):
         average; this package uses ``T - 1``.
         """
         kl = self.kl_divergence(x0, t, noise)
-        return self.diffusion.bound_terms((self.trajectory_length - 1) * kl)
+        return self.diffusion.bound_terms((self.trajectory_length - 1) * kl, x0)
 
     def cost(self, x0, t, noise):
         """Return the training cost, ``-mean(K)`` in bits per data point."""
         return -pt.mean(self.bound_estimate(x0, t, noise)["K"])
+
+
+class GaussianDiffusionModel(DiffusionModel):
+    """A diffusion model whose network outputs ``(z_mu, z_Sigma)`` for a :class:`~dpm.diffusion.GaussianDiffusion`."""
+
+    def network_output(self, xt, t):
+        """Return the pair ``(z_mu, z_Sigma)``, each (batch, D), for ``t`` in ``2..T``."""
+        raise NotImplementedError
+
+
+class BinomialDiffusionModel(DiffusionModel):
+    """A diffusion model whose network outputs ``z`` for a :class:`~dpm.diffusion.BinomialDiffusion`."""
+
+    def network_output(self, xt, t):
+        """Return ``z`` (batch, D), which the diffusion process turns into reverse logits."""
+        raise NotImplementedError

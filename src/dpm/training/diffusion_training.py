@@ -1,4 +1,4 @@
-"""Training a Gaussian diffusion model on an array of data with the bound K as objective."""
+"""Training a diffusion model, Gaussian or binomial, on an array of data with the bound K as objective."""
 
 import logging
 
@@ -18,13 +18,13 @@ from dpm.training.step_rules import build_step_rule
 logger = logging.getLogger(__name__)
 
 
-def train_gaussian_model(model, features, settings, seed, checkpoint_path=None, progress=True):
+def train_diffusion_model(model, features, settings, seed, checkpoint_path=None, progress=True):
     """Maximize K of ``model`` on ``features`` and return the training log.
 
     Parameters
     ----------
-    model : GaussianDiffusionModel
-        Already initialized.
+    model : DiffusionModel
+        Already initialized. Its diffusion process's ``draw_noise`` draws the noise.
     features : ndarray (N, D)
     settings : dict
         ``step_rule``, ``learning_rate``, ``final_learning_rate``, ``batch_size`` and
@@ -39,7 +39,8 @@ def train_gaussian_model(model, features, settings, seed, checkpoint_path=None, 
     if features.ndim != 2 or features.shape[1] != model.n_dims:
         raise ValueError(f"features must have shape (N, {model.n_dims}), got {features.shape}")
     batch_seed, draw_seed = np.random.SeedSequence(seed).spawn(2)
-    draws = DiffusionInputs(model.trajectory_length, model.n_dims, draw_seed)
+    draws = DiffusionInputs(model.trajectory_length, model.n_dims, draw_seed,
+                            draw_noise=model.diffusion.draw_noise)
     scheme = ShuffledScheme(len(features), settings["batch_size"], batch_seed)
     stream = DataStream(ArrayDataset(features=features), scheme)
 
@@ -74,3 +75,7 @@ def train_gaussian_model(model, features, settings, seed, checkpoint_path=None, 
     logger.info("training done: %d batches, %d non-finite steps skipped",
                 log.status["iterations_done"], log.status["nonfinite_steps"])
     return log
+
+
+#: The former name, from when only Gaussian diffusion existed; it trains any diffusion model.
+train_gaussian_model = train_diffusion_model
