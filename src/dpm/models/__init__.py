@@ -1,6 +1,10 @@
 """The networks of each experiment, built from bricks and a diffusion process."""
 
-from dpm.models.base import GaussianDiffusionModel
+from dpm.models.base import BinomialDiffusionModel, DiffusionModel, GaussianDiffusionModel
+from dpm.models.heartbeat import HeartbeatModel
 from dpm.models.swiss_roll import SwissRollModel
 
-__all__ = ["GaussianDiffusionModel", "SwissRollModel"]
+__all__ = [
+    "BinomialDiffusionModel", "DiffusionModel", "GaussianDiffusionModel", "HeartbeatModel",
+    "SwissRollModel",
+]
