@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ("figure1_swiss_roll.py",)
+SCRIPTS = ("figure1_swiss_roll.py", "figure2_heartbeat.py")
 
 
 def main():
