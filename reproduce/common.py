@@ -27,8 +27,8 @@ def parser(description):
     result.add_argument("--output-dir", type=Path, default=FIGURES,
                         help="folder for the figure and its JSON manifest (default: figures/)")
     result.add_argument("--run-dir", type=Path, default=None,
-                        help="folder for the final checkpoint and the resolved configuration "
-                             "(default: runs/<figure name>)")
+                        help="new folder for the final checkpoint and the resolved "
+                             "configuration (default: the next runs/<figure name>/NNN)")
     result.add_argument("--config", type=Path, default=None,
                         help="configuration file (default: the experiment's file in original_configs/)")
     result.add_argument("--seed", type=int, default=None,
@@ -54,7 +54,9 @@ def git_commit():
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPOSITORY, capture_output=True,
                                 text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+        # Outputs of the reproduce scripts do not count as changes to the code.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ".", ":!figures", ":!runs"],
                                cwd=REPOSITORY, capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -78,10 +80,40 @@ def provenance(seed, backend, floatX):
     }
 
 
+def new_run_dir(name, requested=None):
+    """Create and return a new run folder: ``requested``, or the next ``runs/<name>/NNN``.
+
+    A requested folder that already has files is rejected, so no run overwrites another's
+    checkpoint.
+    """
+    if requested is not None:
+        requested = Path(requested)
+        if requested.exists() and any(requested.iterdir()):
+            raise FileExistsError(
+                f"run directory {requested} already exists and is not empty; "
+                "pass a new --run-dir, or delete it"
+            )
+        requested.mkdir(parents=True, exist_ok=True)
+        return requested
+    parent = RUNS / name
+    parent.mkdir(parents=True, exist_ok=True)
+    numbers = [int(entry.name) for entry in parent.iterdir() if entry.name.isdigit()]
+    while True:
+        candidate = parent / f"{max(numbers, default=0) + 1:03d}"
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            numbers.append(int(candidate.name))
+
+
 def save_figure(figure, path_stem):
     """Save ``figure`` as PNG and PDF next to each other, each written atomically."""
     from dpm.atomic import atomic_path
 
     for suffix in ("png", "pdf"):
         with atomic_path(Path(path_stem).with_suffix(f".{suffix}")) as temporary:
-            figure.savefig(temporary, format=suffix, dpi=150, bbox_inches="tight")
+            # No creation date in the PDF, so the same result gives the same bytes.
+            metadata = {"CreationDate": None} if suffix == "pdf" else None
+            figure.savefig(temporary, format=suffix, dpi=150, bbox_inches="tight",
+                           metadata=metadata)

@@ -26,14 +26,45 @@ DEFAULTS = {
     "data": {"n_train": 100_000, "n_test": 20_000, "seed": 20150312},
     "model": {
         "trajectory_length": 40, "n_hidden": 16, "schedule": "learned", "beta_1": 1e-3,
-        "parameterization": "direct", "readout_std": 0.1,
+        "parameterization": "reference", "readout_std": 0.1,
     },
     "training": {
         "step_rule": "adam", "learning_rate": 1e-2, "final_learning_rate": 1e-4,
-        "batch_size": 200, "n_epochs": 100, "seed": 1,
+        "batch_size": 200, "n_epochs": 1000, "seed": 1,
     },
     "evaluation": {"n_points": 20_000, "n_samples": 2_000, "seed": 2},
 }
+
+
+def check_config(config, where):
+    """Reject invalid values before training starts, naming the file and the key."""
+    from dpm.config import ConfigError, check_values, one_of, positive
+
+    whole = (lambda value: value >= 1, "an integer of at least 1")
+    rules = {f"{section}.{key}": whole for section, key in (
+        ("data", "n_train"), ("data", "n_test"), ("model", "n_hidden"), ("training", "batch_size"),
+        ("training", "n_epochs"), ("evaluation", "n_points"), ("evaluation", "n_samples"))}
+    rules.update({
+        "model.trajectory_length": (lambda value: value >= 2, "an integer of at least 2"),
+        "model.schedule": one_of("learned", "reference", "inverse_remaining"),
+        "model.parameterization": one_of("direct", "paper", "reference"),
+        "model.beta_1": (lambda value: 0 < value < 1, "a number in (0, 1)"),
+        "model.readout_std": (positive, "a positive number"),
+        "training.step_rule": one_of("adam", "rmsprop"),
+        "training.learning_rate": (positive, "a positive number"),
+        "training.final_learning_rate": (positive, "a positive number"),
+    })
+    check_values(config, rules, where)
+    if config["evaluation"]["n_points"] > config["data"]["n_test"]:
+        raise ConfigError(
+            f"{where}: [evaluation] n_points = {config['evaluation']['n_points']} exceeds "
+            f"[data] n_test = {config['data']['n_test']}; lower n_points or raise n_test"
+        )
+    if config["training"]["batch_size"] > config["data"]["n_train"]:
+        raise ConfigError(
+            f"{where}: [training] batch_size = {config['training']['batch_size']} exceeds "
+            f"[data] n_train = {config['data']['n_train']}; lower batch_size"
+        )
 
 
 def main(argv=None):
@@ -49,11 +80,15 @@ def main(argv=None):
     import pytensor
 
     config = load_config(args.config, DEFAULTS, quick=args.quick)
+    check_config(config, args.config)
     if args.seed is not None:
         config["training"]["seed"] = args.seed
         config["evaluation"]["seed"] = args.seed + 1
     name = "figure1_swiss_roll" + ("_quick" if args.quick else "")
-    run_dir = args.run_dir or common.RUNS / name
+    # Provenance is taken before any output is written, so that the outputs themselves do
+    # not make the work tree look modified.
+    provenance = common.provenance(config["training"]["seed"], backend_name, pytensor.config.floatX)
+    run_dir = common.new_run_dir(name, args.run_dir)
     write_json(run_dir / "config.json", config)
     started = time.perf_counter()
     results = run(config, checkpoint_path=run_dir / "checkpoint.npz")
@@ -69,8 +104,7 @@ def main(argv=None):
         "paper": {"K": paper["K"], "K_minus_L_null": paper["K_minus_L_null"]},
         "units": paper["units"],
         "settings": config,
-        "provenance": common.provenance(config["training"]["seed"], backend_name,
-                                        pytensor.config.floatX),
+        "provenance": provenance,
         "seconds": results["seconds"],
         "learned_beta": results["beta"],
         "kl_per_step_bits": results["kl_per_step"],
@@ -128,6 +162,7 @@ def run(config, checkpoint_path=None):
         "K": bound["K"],
         "K_stderr": bound["K_stderr"],
         "K_minus_L_null": bound["K_minus_L_null"],
+        "K_minus_L_null_stderr": bound["K_stderr"],  # L_null is a constant
         "L_null": bound["L_null"],
         "L_true": L_true,
         "L_true_stderr": L_true_stderr,

@@ -26,11 +26,18 @@ def test_data_prepare_writes_swiss_roll(tmp_path, monkeypatch, capsys):
 
     assert cli.main(["data", "info", str(path)]) == 0
     described = json.loads(capsys.readouterr().out)
-    assert ["test", "features", 100_000, 120_000] in described["splits"]
+    assert {"split": "test", "source": "features", "rows": [100_000, 120_000]} in described["splits"]
 
-    with pytest.raises(FileExistsError, match="swiss_roll.hdf5"):
-        cli.main(["data", "prepare", "swiss_roll"])
+    assert cli.main(["data", "prepare", "swiss_roll"]) == 1
+    assert "pass --force" in capsys.readouterr().err
     assert cli.main(["data", "prepare", "swiss_roll", "--force"]) == 0
+
+
+def test_data_info_missing_file_fails_cleanly(tmp_path, capsys):
+    assert cli.main(["data", "info", str(tmp_path / "absent.hdf5")]) == 1
+    error = capsys.readouterr().err
+    assert "absent.hdf5" in error
+    assert "dpm data prepare" in error
 
 
 def test_unknown_backend_is_rejected(capsys):

@@ -333,3 +333,16 @@ def test_unknown_split_and_source(toy_file):
         H5Dataset(toy_file, "validation")
     with pytest.raises(KeyError, match=r"available sources: \['features', 'images', 'targets'\]"):
         H5Dataset(toy_file, "train", sources=["features", "labels"])
+
+
+def test_checksum_detects_changed_content(tmp_path):
+    from dpm.data.hdf5 import verify_checksums
+
+    path = tmp_path / "data.hdf5"
+    features = np.arange(12.0).reshape(6, 2)
+    write_dataset(path, {"features": (features, ("batch", "feature"))}, {"train": (0, 6)})
+    verify_checksums(path)
+    with h5py.File(path, "r+") as file:
+        file["features"][2, 1] = -1.0
+    with pytest.raises(DataFileError, match="features"):
+        verify_checksums(path)

@@ -70,3 +70,32 @@ def test_quick_checkpoint_restores_model(quick_run):
     assert state["log"]["status"]["nonfinite_steps"] == 0
     assert "draws" in state["extra"]
     assert step_rule_state
+
+
+def test_invalid_config_value_fails_before_training(tmp_path):
+    config = (REPOSITORY / "original_configs" / "swiss_roll.toml").read_text()
+    broken = tmp_path / "broken.toml"
+    broken.write_text(config.replace("n_points = 20000", "n_points = 0"))
+    completed = subprocess.run(
+        [sys.executable, str(REPOSITORY / "reproduce" / "figure1_swiss_roll.py"), "--config",
+         str(broken), "--output-dir", str(tmp_path / "figures"), "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode != 0
+    assert "[evaluation] n_points = 0 is invalid" in completed.stderr
+    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "figures").exists()
+
+
+def test_existing_run_dir_is_rejected(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoint.npz").write_bytes(b"earlier run")
+    completed = subprocess.run(
+        [sys.executable, str(REPOSITORY / "reproduce" / "figure1_swiss_roll.py"), "--quick",
+         "--output-dir", str(tmp_path / "figures"), "--run-dir", str(run_dir)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode != 0
+    assert "already exists and is not empty" in completed.stderr
+    assert (run_dir / "checkpoint.npz").read_bytes() == b"earlier run"

@@ -96,8 +96,8 @@ def report_missing_blas():
     logger.warning(
         "PyTensor's C backend found no BLAS library, so matrix products use its slower "
         "built-in code. To link OpenBLAS on Debian or Ubuntu: `apt-get install "
-        "libopenblas-dev`, then set PYTENSOR_FLAGS=blas__ldflags=-lopenblas. The small "
-        "swiss roll and heartbeat networks barely notice; the image networks do."
+        "libopenblas-dev`, then set PYTENSOR_FLAGS=blas__ldflags=-lopenblas. The swiss roll "
+        "network has no matrix product, so it runs the same either way."
     )
 
 

@@ -1,4 +1,4 @@
-"""The ``dpm`` command."""
+"""The dpm command: package information and data sets."""
 
 import argparse
 import json
@@ -27,23 +27,39 @@ def main(argv=None):
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     logging.getLogger("pytensor").setLevel(logging.WARNING)
-    if args.command == "info":
-        return show_info(args.backend)
-    if args.data_command == "prepare":
-        from dpm.data import swiss_roll
+    try:
+        if args.command == "info":
+            return show_info(args.backend)
+        if args.data_command == "prepare":
+            return prepare_data(args.name, args.force)
+        return show_file(args.file)
+    except (OSError, ValueError) as error:
+        # Missing or damaged files and invalid values: the message names the fix.
+        print(f"dpm: error: {error}", file=sys.stderr)
+        return 1
 
-        path = swiss_roll.prepare(overwrite=args.force)
-        print(path)
-        return 0
-    return show_file(args.file)
+
+def prepare_data(name, force):
+    from dpm.data import swiss_roll
+
+    path = swiss_roll.default_path()
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} already exists; pass --force to replace it")
+    print(swiss_roll.prepare(path, overwrite=force))
+    return 0
 
 
 def show_info(backend_name):
     from dpm import backend
     from dpm.versions import package_versions
 
+    import pytensor
+
+    from dpm.data.paths import data_dir
+
     chosen = backend.configure(backend_name)
-    report = {"backend": chosen, "mode": backend.mode(), "blas_ldflags": backend.blas_ldflags(),
+    report = {"backend": chosen, "mode": backend.mode(), "floatX": pytensor.config.floatX,
+              "blas_ldflags": backend.blas_ldflags(), "data_dir": str(data_dir()),
               "versions": package_versions()}
     print(json.dumps(report, indent=2))
     return 0
@@ -52,8 +68,9 @@ def show_info(backend_name):
 def show_file(path):
     from dpm.data.hdf5 import read_attrs, split_table
 
-    print(json.dumps({"splits": [list(row) for row in split_table(path)],
-                      "attributes": read_attrs(path)}, indent=2, default=str))
+    splits = [{"split": split, "source": source, "rows": [start, stop]}
+              for split, source, start, stop in split_table(path)]
+    print(json.dumps({"splits": splits, "attributes": read_attrs(path)}, indent=2, default=str))
     return 0
 
 

@@ -81,3 +81,36 @@ def _check_type(value, default, where):
     if not isinstance(value, expected) or (isinstance(value, bool) and not isinstance(default, bool)):
         raise ConfigError(f"{where} = {value!r} has the wrong type; expected {type(default).__name__}")
     return float(value) if isinstance(default, float) else value
+
+
+def check_values(config, rules, where):
+    """Check configuration values against ``rules`` before any work starts.
+
+    Parameters
+    ----------
+    config : dict of dict
+    rules : dict
+        ``"section.key"`` -> ``(predicate, description)``; ``predicate(value)`` must be true.
+    where : str
+        The configuration file, named in the error.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the key, the value and what is expected.
+    """
+    for name, (predicate, description) in rules.items():
+        section, key = name.split(".")
+        value = config[section][key]
+        if not predicate(value):
+            raise ConfigError(f"{where}: [{section}] {key} = {value!r} is invalid; expected {description}")
+
+
+def positive(value):
+    """Return whether ``value`` is a number greater than zero."""
+    return value > 0
+
+
+def one_of(*choices):
+    """Return a predicate that accepts only ``choices``, and its description."""
+    return (lambda value: value in choices), f"one of {list(choices)}"

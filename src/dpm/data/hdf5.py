@@ -18,6 +18,7 @@ The split table keeps only the four fields above, so Fuel's own reader, which al
 expects ``indices``, ``available`` and ``comment`` fields, cannot open these files.
 """
 
+import hashlib
 import json
 import logging
 import operator
@@ -35,15 +36,18 @@ logger = logging.getLogger(__name__)
 SPLIT_ATTRIBUTE = "split"
 #: Name of the file attribute that lists the attributes stored as JSON text.
 JSON_ATTRIBUTE = "json_attributes"
+#: Name of the file attribute that contains each source's SHA-256, as JSON.
+CHECKSUM_ATTRIBUTE = "sha256"
 #: Name of the file attribute that contains :data:`FORMAT_VERSION`.
 FORMAT_ATTRIBUTE = "dpm_format_version"
 #: Version of this layout, written into every file. Readers reject newer versions.
 FORMAT_VERSION = 1
 
-_RESERVED_ATTRIBUTES = (SPLIT_ATTRIBUTE, JSON_ATTRIBUTE, FORMAT_ATTRIBUTE)
+_RESERVED_ATTRIBUTES = (SPLIT_ATTRIBUTE, JSON_ATTRIBUTE, FORMAT_ATTRIBUTE, CHECKSUM_ATTRIBUTE)
 _INT64_RANGE = (np.iinfo(np.int64).min, np.iinfo(np.int64).max)
 _PREPARE_HINT = (
-    "run `dpm data prepare`, or call the data set's prepare function "
+    "run `dpm data prepare NAME` (for example `dpm data prepare swiss_roll`), or call the "
+    "data set's prepare function "
     "(for example dpm.data.swiss_roll.prepare)"
 )
 
@@ -108,6 +112,8 @@ def write_dataset(path, sources, splits, attrs=None, overwrite=False):
             for axis, label in enumerate(labels):
                 dataset.dims[axis].label = label
         file.attrs[FORMAT_ATTRIBUTE] = FORMAT_VERSION
+        checksums = {name: source_checksum(arrays[name][0]) for name in sorted(arrays)}
+        file.attrs[CHECKSUM_ATTRIBUTE] = json.dumps(checksums, sort_keys=True)
         file.attrs[SPLIT_ATTRIBUTE] = table
         file.attrs[JSON_ATTRIBUTE] = np.array(json_names, dtype=h5py.string_dtype())
         for key in sorted(attributes):
@@ -121,6 +127,39 @@ def write_dataset(path, sources, splits, attrs=None, overwrite=False):
         {name: tuple(bounds) for name, bounds in splits.items()},
     )
     return path
+
+
+def source_checksum(array):
+    """Return the SHA-256 of an array's dtype, shape and C-ordered bytes, as hex."""
+    array = np.ascontiguousarray(array)
+    digest = hashlib.sha256(f"{array.dtype.str}{array.shape}".encode())
+    digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def verify_checksums(path):
+    """Check every source of ``path`` against the SHA-256 stored when it was written.
+
+    Raises
+    ------
+    DataFileError
+        If a source's content changed after writing, or the file has no checksums.
+    """
+    path = Path(path)
+    with _open_data_file(path) as file:
+        stored = file.attrs.get(CHECKSUM_ATTRIBUTE)
+        if stored is None:
+            raise DataFileError(
+                f"{path} has no checksums, so it was written by an older dpm; "
+                "delete it and create it again"
+            )
+        stored = json.loads(_as_str(stored))
+        for name, expected in sorted(stored.items()):
+            if source_checksum(file[name][()]) != expected:
+                raise DataFileError(
+                    f"source {name!r} of {path} does not match its SHA-256 checksum, so the file "
+                    "was changed or damaged after it was written; delete it and create it again"
+                )
 
 
 def _validate_sources(sources):

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpm.data.hdf5 import read_attrs, write_dataset
+from dpm.data.hdf5 import read_attrs, verify_checksums, write_dataset
 from dpm.data.paths import data_dir
 
 logger = logging.getLogger(__name__)
@@ -382,8 +382,10 @@ def load_or_prepare(path=None, n_train=100_000, n_test=20_000, seed=DEFAULT_SEED
     if mismatches:
         raise ValueError(
             f"{path} does not match the requested swiss roll ({'; '.join(mismatches)}); "
-            "delete the file or pass overwrite=True to prepare it again"
+            "delete the file or pass overwrite=True (`dpm data prepare swiss_roll --force`) "
+            "to prepare it again"
         )
+    verify_checksums(path)
     logger.info("using existing swiss roll file %s", path)
     return path
 
