@@ -37,6 +37,44 @@ DEFAULTS = {
 }
 
 
+def check_config(config, where):
+    """Reject invalid values before training starts, naming the file and the key."""
+    from dpm.config import ConfigError, check_values, one_of, positive
+
+    whole = (lambda value: value >= 1, "an integer of at least 1")
+    rules = {f"{section}.{key}": whole for section, key in (
+        ("data", "n_train"), ("data", "n_test"), ("model", "n_hidden"), ("model", "n_layers"),
+        ("training", "batch_size"), ("training", "n_epochs"), ("evaluation", "n_points"),
+        ("evaluation", "n_samples"), ("evaluation", "n_figure_rows"))}
+    rules.update({
+        "model.trajectory_length": (lambda value: value >= 2, "an integer of at least 2"),
+        "model.p": (lambda value: 0 < value < 1, "a number in (0, 1)"),
+        "model.parameterization": one_of("direct", "forward_offset"),
+        "model.hidden_std": (positive, "a positive number"),
+        "model.readout_std": (positive, "a positive number"),
+        "training.step_rule": one_of("adam", "rmsprop"),
+        "training.learning_rate": (positive, "a positive number"),
+        "training.final_learning_rate": (positive, "a positive number"),
+    })
+    check_values(config, rules, where)
+    evaluation, data = config["evaluation"], config["data"]
+    if evaluation["n_points"] > data["n_test"]:
+        raise ConfigError(
+            f"{where}: [evaluation] n_points = {evaluation['n_points']} exceeds "
+            f"[data] n_test = {data['n_test']}; lower n_points or raise n_test"
+        )
+    if config["training"]["batch_size"] > data["n_train"]:
+        raise ConfigError(
+            f"{where}: [training] batch_size = {config['training']['batch_size']} exceeds "
+            f"[data] n_train = {data['n_train']}; lower batch_size"
+        )
+    if evaluation["n_figure_rows"] > evaluation["n_samples"]:
+        raise ConfigError(
+            f"{where}: [evaluation] n_figure_rows = {evaluation['n_figure_rows']} exceeds "
+            f"n_samples = {evaluation['n_samples']}; lower n_figure_rows"
+        )
+
+
 def main(argv=None):
     args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
     args.config = args.config or common.CONFIGS / "heartbeat.toml"
@@ -50,11 +88,15 @@ def main(argv=None):
     import pytensor
 
     config = load_config(args.config, DEFAULTS, quick=args.quick)
+    check_config(config, args.config)
     if args.seed is not None:
         config["training"]["seed"] = args.seed
         config["evaluation"]["seed"] = args.seed + 1
     name = "figure2_heartbeat" + ("_quick" if args.quick else "")
-    run_dir = args.run_dir or common.RUNS / name
+    # Provenance is taken before any output is written, so that the outputs themselves do
+    # not make the work tree look modified.
+    provenance = common.provenance(config["training"]["seed"], backend_name, pytensor.config.floatX)
+    run_dir = common.new_run_dir(name, args.run_dir)
     write_json(run_dir / "config.json", config)
     started = time.perf_counter()
     results = run(config, checkpoint_path=run_dir / "checkpoint.npz")
@@ -71,8 +113,7 @@ def main(argv=None):
                   "L_true": paper["L_true"]},
         "units": paper["units"],
         "settings": config,
-        "provenance": common.provenance(config["training"]["seed"], backend_name,
-                                        pytensor.config.floatX),
+        "provenance": provenance,
         "seconds": results["seconds"],
         "kl_per_step_bits": results["kl_per_step"],
         "nonfinite_steps": results["nonfinite_steps"],

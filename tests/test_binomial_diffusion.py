@@ -72,6 +72,12 @@ def test_marginal_at_T_is_equilibrium(float64, p):
             value = function(np.full((1, 1), bit, float), np.array([step], np.int32))[0, 0]
             assert value == pytest.approx(marginals(T, p, bit)[step], abs=1e-14)
 
+    kernel = backend.compile_function([x0, t], diffusion.forward_rate(x0, t))
+    for step in range(1, T + 1):
+        rates = kernel(np.array([[0.0], [1.0]]), np.full(2, step, np.int32))[:, 0]
+        np.testing.assert_allclose(rates, kernel_matrix(binomial_beta(T)[step - 1], p)[:, 1],
+                                   rtol=0, atol=1e-15)
+
 
 def test_forward_sample_frequency_matches_marginal():
     T = 10

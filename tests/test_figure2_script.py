@@ -60,6 +60,19 @@ def test_quick_bound_below_truth(quick_run):
     assert measured["K_minus_L_null"] == pytest.approx(measured["K"] - measured["L_null"], abs=1e-9)
 
 
+def test_invalid_setting_fails_before_training(tmp_path):
+    config = tmp_path / "bad.toml"
+    config.write_text("[model]\np = 1.5\n")
+    completed = subprocess.run(
+        [sys.executable, str(REPOSITORY / "reproduce" / "figure2_heartbeat.py"), "--quick",
+         "--config", str(config), "--output-dir", str(tmp_path), "--run-dir", str(tmp_path / "run")],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode != 0
+    assert "[model] p = 1.5 is invalid" in completed.stderr
+    assert not (tmp_path / "run").exists()
+
+
 def test_shift_puts_pulse_in_first_column():
     sys.path.insert(0, str(REPOSITORY / "reproduce"))
     from figure2_heartbeat import shift_to_first_pulse

@@ -150,10 +150,6 @@ class BinomialDiffusion:
         floatX = pytensor.config.floatX
         return rng.random(shape, dtype=np.float32 if floatX == "float32" else np.float64)
 
-    def draw_prior(self, rng, shape):
-        """Draw ``xT ~ pi = Bernoulli(p)`` as a floatX array of 0s and 1s."""
-        return (rng.random(shape) < self.p).astype(pytensor.config.floatX)
-
     def forward_rate(self, x_prev, t):
         """Return the rate of ``q(xt | x(t-1))``, ``x(t-1) (1 - beta_t) + p beta_t``."""
         beta = self._beta(t)
