@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -117,3 +118,84 @@ def save_figure(figure, path_stem):
             metadata = {"CreationDate": None} if suffix == "pdf" else None
             figure.savefig(temporary, format=suffix, dpi=150, bbox_inches="tight",
                            metadata=metadata)
+
+
+def check_sizes(config, where):
+    """Reject held-out or batch sizes larger than the data they are drawn from."""
+    from dpm.config import ConfigError
+
+    evaluation, data = config["evaluation"], config["data"]
+    if evaluation["n_points"] > data["n_test"]:
+        raise ConfigError(
+            f"{where}: [evaluation] n_points = {evaluation['n_points']} exceeds "
+            f"[data] n_test = {data['n_test']}; lower n_points or raise n_test"
+        )
+    if config["training"]["batch_size"] > data["n_train"]:
+        raise ConfigError(
+            f"{where}: [training] batch_size = {config['training']['batch_size']} exceeds "
+            f"[data] n_train = {data['n_train']}; lower batch_size"
+        )
+
+
+def reproduce(experiment, name, description, defaults, check_config, run, plot, argv=None):
+    """Run one reproduction end to end and write its figure and JSON manifest.
+
+    Parses the common options, reads ``original_configs/<experiment>.toml`` (or ``--config``),
+    checks it with ``check_config`` before any work, records provenance, makes a new run
+    folder, calls ``run(config, checkpoint_path)`` and ``plot(results, config)``, and writes
+    ``<output-dir>/<name>.{png,pdf,json}``.
+
+    ``run`` returns a dict with ``measured`` (the manifest's numbers) and ``manifest`` (other
+    fields for the manifest), plus whatever ``plot`` needs.
+
+    Returns
+    -------
+    manifest : dict
+    stem : pathlib.Path
+        The output path without suffix.
+    """
+    args = parser(description).parse_args(argv)
+    config_path = args.config or CONFIGS / f"{experiment}.toml"
+    setup_logging()
+
+    from dpm import backend
+    from dpm.atomic import write_json
+    from dpm.config import load_config
+
+    backend_name = backend.configure(args.backend, args.floatX)
+    import pytensor
+
+    config = load_config(config_path, defaults, quick=args.quick)
+    check_config(config, config_path)
+    check_sizes(config, config_path)
+    if args.seed is not None:
+        config["training"]["seed"] = args.seed
+        config["evaluation"]["seed"] = args.seed + 1
+    name = name + ("_quick" if args.quick else "")
+    # Provenance is taken before any output is written, so that the outputs themselves do
+    # not make the work tree look modified.
+    record = provenance(config["training"]["seed"], backend_name, pytensor.config.floatX)
+    run_dir = new_run_dir(name, args.run_dir)
+    write_json(run_dir / "config.json", config)
+    started = time.perf_counter()
+    results = run(config, checkpoint_path=run_dir / "checkpoint.npz")
+    seconds = time.perf_counter() - started
+
+    paper = paper_values(experiment)
+    manifest = {
+        "experiment": experiment,
+        "config_file": str(config_path),
+        "quick": args.quick,
+        "measured": results["measured"],
+        "paper": {key: paper[key] for key in ("K", "K_minus_L_null", "L_true") if key in paper},
+        "units": paper["units"],
+        "settings": config,
+        "provenance": record,
+        "seconds": seconds,
+        **results["manifest"],
+        "checkpoint": str(run_dir / "checkpoint.npz"),
+    }
+    stem = args.output_dir / name
+    save_figure(plot(results, config), stem)
+    write_json(stem.with_suffix(".json"), manifest)
+    return manifest, stem

@@ -11,7 +11,6 @@ exact sum over time steps, compares it with the roll's true log likelihood and t
 
 import logging
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,7 @@ DEFAULTS = {
 
 def check_config(config, where):
     """Reject invalid values before training starts, naming the file and the key."""
-    from dpm.config import ConfigError, check_values, one_of, positive
+    from dpm.config import check_values, one_of, positive
 
     whole = (lambda value: value >= 1, "an integer of at least 1")
     rules = {f"{section}.{key}": whole for section, key in (
@@ -55,65 +54,14 @@ def check_config(config, where):
         "training.final_learning_rate": (positive, "a positive number"),
     })
     check_values(config, rules, where)
-    if config["evaluation"]["n_points"] > config["data"]["n_test"]:
-        raise ConfigError(
-            f"{where}: [evaluation] n_points = {config['evaluation']['n_points']} exceeds "
-            f"[data] n_test = {config['data']['n_test']}; lower n_points or raise n_test"
-        )
-    if config["training"]["batch_size"] > config["data"]["n_train"]:
-        raise ConfigError(
-            f"{where}: [training] batch_size = {config['training']['batch_size']} exceeds "
-            f"[data] n_train = {config['data']['n_train']}; lower batch_size"
-        )
 
 
 def main(argv=None):
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
-    args.config = args.config or common.CONFIGS / "swiss_roll.toml"
-    common.setup_logging()
-
-    from dpm import backend
-    from dpm.atomic import write_json
-    from dpm.config import load_config
-
-    backend_name = backend.configure(args.backend, args.floatX)
-    import pytensor
-
-    config = load_config(args.config, DEFAULTS, quick=args.quick)
-    check_config(config, args.config)
-    if args.seed is not None:
-        config["training"]["seed"] = args.seed
-        config["evaluation"]["seed"] = args.seed + 1
-    name = "figure1_swiss_roll" + ("_quick" if args.quick else "")
-    # Provenance is taken before any output is written, so that the outputs themselves do
-    # not make the work tree look modified.
-    provenance = common.provenance(config["training"]["seed"], backend_name, pytensor.config.floatX)
-    run_dir = common.new_run_dir(name, args.run_dir)
-    write_json(run_dir / "config.json", config)
-    started = time.perf_counter()
-    results = run(config, checkpoint_path=run_dir / "checkpoint.npz")
-    results["seconds"] = time.perf_counter() - started
-
-    paper = common.paper_values("swiss_roll")
-    measured = results["measured"]
-    manifest = {
-        "experiment": "swiss_roll",
-        "config_file": str(args.config),
-        "quick": args.quick,
-        "measured": measured,
-        "paper": {"K": paper["K"], "K_minus_L_null": paper["K_minus_L_null"]},
-        "units": paper["units"],
-        "settings": config,
-        "provenance": provenance,
-        "seconds": results["seconds"],
-        "learned_beta": results["beta"],
-        "kl_per_step_bits": results["kl_per_step"],
-        "nonfinite_steps": results["nonfinite_steps"],
-        "checkpoint": str(run_dir / "checkpoint.npz"),
-    }
-    stem = args.output_dir / name
-    common.save_figure(plot(results, config), stem)
-    write_json(stem.with_suffix(".json"), manifest)
+    manifest, stem = common.reproduce(
+        "swiss_roll", "figure1_swiss_roll", __doc__.splitlines()[0], DEFAULTS, check_config,
+        run, plot, argv,
+    )
+    measured, paper = manifest["measured"], manifest["paper"]
     print(
         f"swiss roll: K = {measured['K']:.3f} +- {measured['K_stderr']:.3f} bits "
         f"(paper {paper['K']}), K - L_null = {measured['K_minus_L_null']:.3f} "
@@ -192,9 +140,11 @@ def run(config, checkpoint_path=None):
         "reverse": snapshots,
         "grid": grid,
         "drift": drifts,
-        "beta": model.schedule.beta_numpy().tolist(),
-        "kl_per_step": bound["kl_per_step"],
-        "nonfinite_steps": log.status["nonfinite_steps"],
+        "manifest": {
+            "learned_beta": model.schedule.beta_numpy().tolist(),
+            "kl_per_step_bits": bound["kl_per_step"],
+            "nonfinite_steps": log.status["nonfinite_steps"],
+        },
     }
 
 

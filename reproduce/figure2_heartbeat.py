@@ -12,7 +12,6 @@ bits, and draws samples beside the binomial noise they started from, as in Figur
 
 import logging
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -57,17 +56,7 @@ def check_config(config, where):
         "training.final_learning_rate": (positive, "a positive number"),
     })
     check_values(config, rules, where)
-    evaluation, data = config["evaluation"], config["data"]
-    if evaluation["n_points"] > data["n_test"]:
-        raise ConfigError(
-            f"{where}: [evaluation] n_points = {evaluation['n_points']} exceeds "
-            f"[data] n_test = {data['n_test']}; lower n_points or raise n_test"
-        )
-    if config["training"]["batch_size"] > data["n_train"]:
-        raise ConfigError(
-            f"{where}: [training] batch_size = {config['training']['batch_size']} exceeds "
-            f"[data] n_train = {data['n_train']}; lower batch_size"
-        )
+    evaluation = config["evaluation"]
     if evaluation["n_figure_rows"] > evaluation["n_samples"]:
         raise ConfigError(
             f"{where}: [evaluation] n_figure_rows = {evaluation['n_figure_rows']} exceeds "
@@ -76,58 +65,17 @@ def check_config(config, where):
 
 
 def main(argv=None):
-    args = common.parser(__doc__.splitlines()[0]).parse_args(argv)
-    args.config = args.config or common.CONFIGS / "heartbeat.toml"
-    common.setup_logging()
-
-    from dpm import backend
-    from dpm.atomic import write_json
-    from dpm.config import load_config
-
-    backend_name = backend.configure(args.backend, args.floatX)
-    import pytensor
-
-    config = load_config(args.config, DEFAULTS, quick=args.quick)
-    check_config(config, args.config)
-    if args.seed is not None:
-        config["training"]["seed"] = args.seed
-        config["evaluation"]["seed"] = args.seed + 1
-    name = "figure2_heartbeat" + ("_quick" if args.quick else "")
-    # Provenance is taken before any output is written, so that the outputs themselves do
-    # not make the work tree look modified.
-    provenance = common.provenance(config["training"]["seed"], backend_name, pytensor.config.floatX)
-    run_dir = common.new_run_dir(name, args.run_dir)
-    write_json(run_dir / "config.json", config)
-    started = time.perf_counter()
-    results = run(config, checkpoint_path=run_dir / "checkpoint.npz")
-    results["seconds"] = time.perf_counter() - started
-
-    paper = common.paper_values("heartbeat")
-    measured = results["measured"]
-    manifest = {
-        "experiment": "heartbeat",
-        "config_file": str(args.config),
-        "quick": args.quick,
-        "measured": measured,
-        "paper": {"K": paper["K"], "K_minus_L_null": paper["K_minus_L_null"],
-                  "L_true": paper["L_true"]},
-        "units": paper["units"],
-        "settings": config,
-        "provenance": provenance,
-        "seconds": results["seconds"],
-        "kl_per_step_bits": results["kl_per_step"],
-        "nonfinite_steps": results["nonfinite_steps"],
-        "checkpoint": str(run_dir / "checkpoint.npz"),
-    }
-    stem = args.output_dir / name
-    common.save_figure(plot(results, config), stem)
-    write_json(stem.with_suffix(".json"), manifest)
+    manifest, stem = common.reproduce(
+        "heartbeat", "figure2_heartbeat", __doc__.splitlines()[0], DEFAULTS, check_config,
+        run, plot, argv,
+    )
+    measured, paper = manifest["measured"], manifest["paper"]
     print(
         f"heartbeat: K = {measured['K']:.3f} +- {measured['K_stderr']:.3f} bits/sequence "
         f"(paper {paper['K']}), K - L_null = {measured['K_minus_L_null']:.3f} "
         f"(paper {paper['K_minus_L_null']}), true log likelihood {measured['L_true']:.3f} bits; "
         f"{100 * measured['share_true_sequences']:.1f}% of {measured['n_samples']} samples are "
-        f"true sequences; {results['seconds'] / 60:.1f} min; wrote {stem}.png, .pdf, .json"
+        f"true sequences; {manifest['seconds'] / 60:.1f} min; wrote {stem}.png, .pdf, .json"
     )
     return manifest
 
@@ -198,8 +146,10 @@ def run(config, checkpoint_path=None):
         "measured": measured,
         "samples": samples,
         "noise": noise,
-        "kl_per_step": bound["kl_per_step"],
-        "nonfinite_steps": log.status["nonfinite_steps"],
+        "manifest": {
+            "kl_per_step_bits": bound["kl_per_step"],
+            "nonfinite_steps": log.status["nonfinite_steps"],
+        },
     }
 
 
