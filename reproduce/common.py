@@ -81,6 +81,15 @@ def provenance(seed, backend, floatX):
     }
 
 
+def display_path(path):
+    """Return ``path`` relative to the repository when it lies inside it, else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(REPOSITORY))
+    except ValueError:
+        return str(path)
+
+
 def new_run_dir(name, requested=None):
     """Create and return a new run folder: ``requested``, or the next ``runs/<name>/NNN``.
 
@@ -184,7 +193,7 @@ def reproduce(experiment, name, description, defaults, check_config, run, plot, 
     paper = paper_values(experiment)
     manifest = {
         "experiment": experiment,
-        "config_file": str(config_path),
+        "config_file": display_path(config_path),
         "quick": args.quick,
         "measured": results["measured"],
         "paper": {key: paper[key] for key in ("K", "K_minus_L_null", "L_true") if key in paper},
@@ -193,7 +202,7 @@ def reproduce(experiment, name, description, defaults, check_config, run, plot, 
         "provenance": record,
         "seconds": seconds,
         **results["manifest"],
-        "checkpoint": str(run_dir / "checkpoint.npz"),
+        "checkpoint": display_path(run_dir / "checkpoint.npz"),
     }
     stem = args.output_dir / name
     save_figure(plot(results, config), stem)
