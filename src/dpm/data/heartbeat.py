@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dpm.data.hdf5 import read_attrs, write_dataset
+from dpm.data.generated import check_prepared, validate_count
+from dpm.data.hdf5 import write_dataset
 from dpm.data.paths import data_dir
-from dpm.data.swiss_roll import _attr_equal, _validate_count
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def sample(n, rng, return_offset=False):
     offset : numpy.ndarray
         int64 array of shape (n,), only if ``return_offset`` is true.
     """
-    n = _validate_count(n, "n")
+    n = validate_count(n, "n")
     if not isinstance(rng, np.random.Generator):
         if rng is None or isinstance(rng, bool) or not isinstance(rng, (int, np.integer)):
             raise TypeError(
@@ -158,9 +158,9 @@ def prepare(path=None, n_train=100_000, n_test=10_000, seed=DEFAULT_SEED, overwr
         The path written.
     """
     path = Path(path) if path is not None else default_path()
-    n_train = _validate_count(n_train, "n_train", minimum=1)
-    n_test = _validate_count(n_test, "n_test", minimum=1)
-    seed = _validate_count(seed, "seed")
+    n_train = validate_count(n_train, "n_train", minimum=1)
+    n_test = validate_count(n_test, "n_test", minimum=1)
+    seed = validate_count(seed, "seed")
 
     train_stream, test_stream = np.random.SeedSequence(seed).spawn(2)
     train_x, train_offset = sample(n_train, np.random.default_rng(train_stream), return_offset=True)
@@ -197,17 +197,5 @@ def load_or_prepare(path=None, n_train=100_000, n_test=10_000, seed=DEFAULT_SEED
     if overwrite or not path.exists():
         return prepare(path, n_train=n_train, n_test=n_test, seed=seed, overwrite=overwrite)
 
-    expected = _file_attrs(seed, n_train, n_test)
-    stored = read_attrs(path)
-    mismatches = [
-        f"{key}: file has {stored.get(key, '<missing>')!r}, expected {value!r}"
-        for key, value in expected.items()
-        if key not in stored or not _attr_equal(stored[key], value)
-    ]
-    if mismatches:
-        raise ValueError(
-            f"{path} does not match the requested heartbeat data ({'; '.join(mismatches)}); "
-            "delete the file or pass overwrite=True to prepare it again"
-        )
-    logger.info("using existing heartbeat file %s", path)
+    check_prepared(path, _file_attrs(seed, n_train, n_test), "heartbeat")
     return path

@@ -38,12 +38,12 @@ measured on this data set are therefore not comparable with 2.35 bits.
 import functools
 import logging
 import math
-import operator
 from pathlib import Path
 
 import numpy as np
 
-from dpm.data.hdf5 import read_attrs, verify_checksums, write_dataset
+from dpm.data.generated import check_prepared, validate_count
+from dpm.data.hdf5 import write_dataset
 from dpm.data.paths import data_dir
 
 logger = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def sample(n, rng, return_parameter=False):
     s : numpy.ndarray
         float64 array of shape (n,), only if ``return_parameter`` is true.
     """
-    n = _validate_count(n, "n")
+    n = validate_count(n, "n")
     if not isinstance(rng, np.random.Generator):
         if rng is None or isinstance(rng, bool) or not isinstance(rng, (int, np.integer)):
             raise TypeError(
@@ -162,18 +162,6 @@ def sample(n, rng, return_parameter=False):
     if return_parameter:
         return x, s
     return x
-
-
-def _validate_count(value, name, minimum=0):
-    try:
-        if isinstance(value, bool):
-            raise TypeError
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an integer, got {value!r}") from None
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
 
 
 @functools.lru_cache(maxsize=8)
@@ -222,7 +210,7 @@ def log_density(x, n_nodes=DEFAULT_N_NODES):
     n_invalid = int(np.count_nonzero(~np.isfinite(x)))
     if n_invalid:
         raise ValueError(f"x contains {n_invalid} NaN or infinite values")
-    n_nodes = _validate_count(n_nodes, "n_nodes", minimum=GAUSS_ORDER)
+    n_nodes = validate_count(n_nodes, "n_nodes", minimum=GAUSS_ORDER)
     if n_nodes % GAUSS_ORDER:
         raise ValueError(
             f"n_nodes must be a multiple of {GAUSS_ORDER}, got {n_nodes}; "
@@ -322,9 +310,9 @@ def prepare(path=None, n_train=100_000, n_test=20_000, seed=DEFAULT_SEED, overwr
         The path written.
     """
     path = Path(path) if path is not None else default_path()
-    n_train = _validate_count(n_train, "n_train", minimum=1)
-    n_test = _validate_count(n_test, "n_test", minimum=1)
-    seed = _validate_count(seed, "seed")
+    n_train = validate_count(n_train, "n_train", minimum=1)
+    n_test = validate_count(n_test, "n_test", minimum=1)
+    seed = validate_count(seed, "seed")
 
     train_stream, test_stream = np.random.SeedSequence(seed).spawn(2)
     train_x, train_s = sample(n_train, np.random.default_rng(train_stream), return_parameter=True)
@@ -372,32 +360,5 @@ def load_or_prepare(path=None, n_train=100_000, n_test=20_000, seed=DEFAULT_SEED
     if overwrite or not path.exists():
         return prepare(path, n_train=n_train, n_test=n_test, seed=seed, overwrite=overwrite)
 
-    expected = _file_attrs(seed, n_train, n_test)
-    stored = read_attrs(path)
-    mismatches = [
-        f"{key}: file has {stored.get(key, '<missing>')!r}, expected {value!r}"
-        for key, value in expected.items()
-        if key not in stored or not _attr_equal(stored[key], value)
-    ]
-    if mismatches:
-        raise ValueError(
-            f"{path} does not match the requested swiss roll ({'; '.join(mismatches)}); "
-            "delete the file or pass overwrite=True (`dpm data prepare swiss_roll --force`) "
-            "to prepare it again"
-        )
-    verify_checksums(path)
-    logger.info("using existing swiss roll file %s", path)
+    check_prepared(path, _file_attrs(seed, n_train, n_test), "swiss_roll")
     return path
-
-
-def _attr_equal(stored, expected):
-    """Compare attribute values, numbers within a relative 1e-12 and others exactly."""
-    if isinstance(expected, (str, bool)) or isinstance(stored, (str, bool)):
-        return type(stored) is type(expected) and stored == expected
-    stored_array = np.asarray(stored)
-    expected_array = np.asarray(expected)
-    if stored_array.dtype.kind not in "iuf" or expected_array.dtype.kind not in "iuf":
-        return stored == expected
-    if stored_array.shape != expected_array.shape:
-        return False
-    return bool(np.allclose(stored_array, expected_array, rtol=1e-12, atol=0.0))
