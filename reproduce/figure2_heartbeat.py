@@ -30,7 +30,7 @@ DEFAULTS = {
     },
     "training": {
         "step_rule": "adam", "learning_rate": 3e-3, "final_learning_rate": 1e-4,
-        "batch_size": 200, "n_epochs": 500, "seed": 1,
+        "batch_size": 1000, "n_epochs": 1500, "seed": 1,
     },
     "evaluation": {"n_points": 4000, "n_samples": 1000, "n_figure_rows": 30, "seed": 2},
 }
