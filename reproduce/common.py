@@ -208,3 +208,16 @@ def reproduce(experiment, name, description, defaults, check_config, run, plot, 
     save_figure(plot(results, config), stem)
     write_json(stem.with_suffix(".json"), manifest)
     return manifest, stem
+
+
+def run_script(main):
+    """Call ``main()``; report invalid settings and missing or existing files in one line.
+
+    These errors name the value and the fix, so a traceback would only hide the message.
+    """
+    from dpm.config import ConfigError
+
+    try:
+        main()
+    except (ConfigError, FileExistsError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")

@@ -203,4 +203,4 @@ def plot(results, config):
 
 
 if __name__ == "__main__":
-    main()
+    common.run_script(main)

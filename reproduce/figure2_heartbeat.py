@@ -193,4 +193,4 @@ def plot(results, config):
 
 
 if __name__ == "__main__":
-    main()
+    common.run_script(main)
