@@ -5,7 +5,7 @@ import operator
 
 import numpy as np
 
-from dpm.data.hdf5 import read_attrs, verify_checksums
+from dpm.data.hdf5 import read_attrs, verify_checksums, write_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -68,3 +68,47 @@ def check_prepared(path, expected, name):
         )
     verify_checksums(path)
     logger.info("using existing %s file %s", name, path)
+
+
+def write_splits(path, draw, extra_source, n_train, n_test, seed, make_attrs, overwrite):
+    """Draw train and test rows from independent seeded streams and write them as one file.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+    draw : callable
+        ``draw(n, rng)`` returns ``(features, extra)``: features of shape (n, D) and one
+        value per row of the source named ``extra_source`` (for example the roll parameter).
+    extra_source : str
+    n_train, n_test : int
+        Rows of the ``train`` split (first) and the ``test`` split (next), each at least 1.
+    seed : int
+        Seed of :class:`numpy.random.SeedSequence`. The two splits come from streams
+        spawned from it, so ``n_train`` does not change the test rows.
+    make_attrs : callable
+        ``make_attrs(seed, n_train, n_test)`` returns the file attributes, called with the
+        validated values.
+    overwrite : bool
+
+    Returns
+    -------
+    tuple
+        ``(n_train, n_test, seed)`` after validation.
+    """
+    n_train = validate_count(n_train, "n_train", minimum=1)
+    n_test = validate_count(n_test, "n_test", minimum=1)
+    seed = validate_count(seed, "seed")
+    train_stream, test_stream = np.random.SeedSequence(seed).spawn(2)
+    train_x, train_extra = draw(n_train, np.random.default_rng(train_stream))
+    test_x, test_extra = draw(n_test, np.random.default_rng(test_stream))
+    write_dataset(
+        path,
+        sources={
+            "features": (np.concatenate([train_x, test_x]), ("batch", "feature")),
+            extra_source: (np.concatenate([train_extra, test_extra]), ("batch",)),
+        },
+        splits={"train": (0, n_train), "test": (n_train, n_train + n_test)},
+        attrs=make_attrs(seed, n_train, n_test),
+        overwrite=overwrite,
+    )
+    return n_train, n_test, seed

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpm.data.generated import check_prepared, validate_count
-from dpm.data.hdf5 import write_dataset
+from dpm.data.generated import check_prepared, validate_count, write_splits
 from dpm.data.paths import data_dir
 
 logger = logging.getLogger(__name__)
@@ -158,23 +157,9 @@ def prepare(path=None, n_train=100_000, n_test=10_000, seed=DEFAULT_SEED, overwr
         The path written.
     """
     path = Path(path) if path is not None else default_path()
-    n_train = validate_count(n_train, "n_train", minimum=1)
-    n_test = validate_count(n_test, "n_test", minimum=1)
-    seed = validate_count(seed, "seed")
-
-    train_stream, test_stream = np.random.SeedSequence(seed).spawn(2)
-    train_x, train_offset = sample(n_train, np.random.default_rng(train_stream), return_offset=True)
-    test_x, test_offset = sample(n_test, np.random.default_rng(test_stream), return_offset=True)
-
-    write_dataset(
-        path,
-        sources={
-            "features": (np.concatenate([train_x, test_x]), ("batch", "feature")),
-            "offset": (np.concatenate([train_offset, test_offset]), ("batch",)),
-        },
-        splits={"train": (0, n_train), "test": (n_train, n_train + n_test)},
-        attrs=_file_attrs(seed, n_train, n_test),
-        overwrite=overwrite,
+    n_train, n_test, seed = write_splits(
+        path, lambda n, rng: sample(n, rng, return_offset=True), "offset",
+        n_train, n_test, seed, _file_attrs, overwrite,
     )
     logger.info("prepared heartbeat data: %d train and %d test sequences in %s",
                 n_train, n_test, path)

@@ -42,8 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpm.data.generated import check_prepared, validate_count
-from dpm.data.hdf5 import write_dataset
+from dpm.data.generated import check_prepared, validate_count, write_splits
 from dpm.data.paths import data_dir
 
 logger = logging.getLogger(__name__)
@@ -310,23 +309,9 @@ def prepare(path=None, n_train=100_000, n_test=20_000, seed=DEFAULT_SEED, overwr
         The path written.
     """
     path = Path(path) if path is not None else default_path()
-    n_train = validate_count(n_train, "n_train", minimum=1)
-    n_test = validate_count(n_test, "n_test", minimum=1)
-    seed = validate_count(seed, "seed")
-
-    train_stream, test_stream = np.random.SeedSequence(seed).spawn(2)
-    train_x, train_s = sample(n_train, np.random.default_rng(train_stream), return_parameter=True)
-    test_x, test_s = sample(n_test, np.random.default_rng(test_stream), return_parameter=True)
-
-    write_dataset(
-        path,
-        sources={
-            "features": (np.concatenate([train_x, test_x]), ("batch", "feature")),
-            "roll_parameter": (np.concatenate([train_s, test_s]), ("batch",)),
-        },
-        splits={"train": (0, n_train), "test": (n_train, n_train + n_test)},
-        attrs=_file_attrs(seed, n_train, n_test),
-        overwrite=overwrite,
+    n_train, n_test, seed = write_splits(
+        path, lambda n, rng: sample(n, rng, return_parameter=True), "roll_parameter",
+        n_train, n_test, seed, _file_attrs, overwrite,
     )
     logger.info("prepared swiss roll: %d train and %d test points in %s", n_train, n_test, path)
     return path
