@@ -27,7 +27,7 @@ class SequentialScheme:
 class ShuffledScheme(SequentialScheme):
     """Batches of rows in a new seeded random order each epoch.
 
-    Only full batches are yielded, so every training step sees ``batch_size`` examples. The
+    Only full batches are yielded, so every training step gets ``batch_size`` examples. The
     generator's state is part of a checkpoint (:meth:`get_state`).
     """
 

@@ -51,15 +51,15 @@ class ReverseSampler:
         rng = np.random.default_rng(seed)
         x = rng.standard_normal((n_samples, D)) if x_T is None else np.array(x_T, dtype=np.float64)
         x = x.astype(floatX)
-        wanted = set(snapshot_steps)
-        snapshots = {T: x.copy()} if T in wanted else {}
+        requested_steps = set(snapshot_steps)
+        snapshots = {T: x.copy()} if T in requested_steps else {}
         for step in tqdm(range(T, 1, -1), desc="sampling", unit="step", disable=not progress):
             mean, log_var = self.reverse_function(x, np.full(n_samples, step, dtype=np.int32))
             x = (mean + np.exp(0.5 * log_var) * rng.standard_normal(x.shape)).astype(floatX)
-            if step - 1 in wanted:
+            if step - 1 in requested_steps:
                 snapshots[step - 1] = x.copy()
         x = (np.sqrt(1 - self.beta_1) * x + np.sqrt(self.beta_1) * rng.standard_normal(x.shape)).astype(floatX)
-        if 0 in wanted:
+        if 0 in requested_steps:
             snapshots[0] = x.copy()
         return x, snapshots
 

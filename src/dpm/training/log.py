@@ -6,7 +6,7 @@ import math
 class TrainingLog:
     """Counters and per-epoch records of a training run.
 
-    ``status`` holds ``iterations_done``, ``epochs_done``, ``nonfinite_steps`` and
+    ``status`` contains ``iterations_done``, ``epochs_done``, ``nonfinite_steps`` and
     ``finish_requested``; ``records`` is a list of dicts, one per finished epoch, with the
     epoch means of the algorithm's outputs and whatever extensions add to it.
     """
