@@ -5,7 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from dpm.data.streams import ArrayDataset, DataStream, SequentialScheme, ShuffledScheme
+from dpm.data.streams import (
+    ArrayDataset,
+    DataStream,
+    SequentialExampleScheme,
+    SequentialScheme,
+    ShuffledExampleScheme,
+    ShuffledScheme,
+)
 
 
 def epoch_requests(scheme):
@@ -155,3 +162,90 @@ def test_stream_shuffled_rows_aligned():
 
     for batch in stream.get_epoch_iterator():
         np.testing.assert_array_equal(batch["features"], features[batch["labels"]])
+
+
+def test_sequential_examples_in_order():
+    requests = list(SequentialExampleScheme(5).get_request_iterator())
+
+    assert requests == [0, 1, 2, 3, 4]
+    assert all(isinstance(request, int) for request in requests)
+
+
+def test_shuffled_examples_permutation():
+    scheme = ShuffledExampleScheme(12, seed=4)
+    first = list(scheme.get_request_iterator())
+    second = list(scheme.get_request_iterator())
+
+    assert sorted(first) == list(range(12))
+    assert sorted(second) == list(range(12))
+    assert all(isinstance(request, int) for request in first)
+    assert first != second
+
+
+def test_shuffled_examples_same_seed_same_order():
+    first = ShuffledExampleScheme(30, seed=11)
+    second = ShuffledExampleScheme(30, seed=11)
+    for _ in range(3):
+        assert list(first.get_request_iterator()) == list(second.get_request_iterator())
+
+
+def test_shuffled_examples_state_continues_sequence():
+    scheme = ShuffledExampleScheme(30, seed=11)
+    list(scheme.get_request_iterator())
+    state = json.loads(json.dumps(scheme.get_state()))
+    expected = [list(scheme.get_request_iterator()) for _ in range(3)]
+
+    restored = ShuffledExampleScheme(30, seed=0)
+    restored.set_state(state)
+
+    assert [list(restored.get_request_iterator()) for _ in range(3)] == expected
+
+
+def test_shuffled_batches_state_continues_sequence():
+    scheme = ShuffledScheme(20, 5, seed=3)
+    state = json.loads(json.dumps(scheme.get_state()))
+    expected = [np.concatenate(epoch_requests(scheme)) for _ in range(3)]
+
+    restored = ShuffledScheme(20, 5, seed=0)
+    restored.set_state(state)
+
+    for left in expected:
+        np.testing.assert_array_equal(np.concatenate(epoch_requests(restored)), left)
+
+
+def test_example_scheme_rejects_bad_count():
+    with pytest.raises(ValueError, match="num_examples must be at least 0, got -1"):
+        SequentialExampleScheme(-1)
+    with pytest.raises(TypeError, match="num_examples must be an integer, got 2.5"):
+        ShuffledExampleScheme(2.5, seed=0)
+
+
+def test_stream_single_examples_without_batch_axis():
+    features = np.arange(12.0).reshape(6, 2)
+    labels = np.arange(6) * 10
+    stream = DataStream(ArrayDataset(features=features, labels=labels), ShuffledExampleScheme(6, seed=2))
+
+    examples = list(stream.get_epoch_iterator())
+
+    assert len(examples) == 6
+    for example in examples:
+        assert example["features"].shape == (2,)
+        np.testing.assert_array_equal(example["features"], features[example["labels"] // 10])
+    assert sorted(int(example["labels"]) for example in examples) == list(labels)
+
+
+def test_stream_examples_from_hdf5_file(tmp_path):
+    from dpm.data.hdf5 import H5Dataset, write_dataset
+
+    images = np.arange(5 * 2 * 3, dtype=np.uint8).reshape(5, 1, 2, 3)
+    path = write_dataset(
+        tmp_path / "images.hdf5",
+        {"features": (images, ("batch", "channel", "height", "width"))},
+        {"train": (0, 5)},
+    )
+    with H5Dataset(path, "train") as dataset:
+        examples = list(DataStream(dataset, SequentialExampleScheme(5)).get_epoch_iterator())
+
+    assert len(examples) == 5
+    for index, example in enumerate(examples):
+        np.testing.assert_array_equal(example["features"], images[index])
