@@ -118,6 +118,13 @@ def test_sample_seeded_and_shaped():
     assert not np.array_equal(first, other)
 
 
+def test_render_and_sample_agree():
+    images = dead_leaves.sample(300, 9, size=8, r_max=8.0)
+    leaves = dead_leaves.render(300, 9, size=8, r_max=8.0)
+
+    np.testing.assert_array_equal(images[:, 0], leaves.images)
+
+
 @pytest.mark.parametrize(
     ("arguments", "error", "message"),
     [

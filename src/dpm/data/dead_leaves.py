@@ -194,7 +194,7 @@ def expected_disks(size, r_min=R_MIN, r_max=R_MAX, exponent=EXPONENT):
 
 
 def sample(n, rng, size=SIZE, r_min=R_MIN, r_max=R_MAX, exponent=EXPONENT):
-    """Draw ``n`` dead leaves images as uint8 (n, 1, height, width) arrays.
+    """Draw ``n`` dead leaves images as a uint8 (n, 1, height, width) array.
 
     Parameters
     ----------
@@ -209,15 +209,29 @@ def sample(n, rng, size=SIZE, r_min=R_MIN, r_max=R_MAX, exponent=EXPONENT):
     exponent : float
         Exponent of the radius density ``p(r) ∝ r**-exponent``.
     """
-    return render(n, rng, size, r_min, r_max, exponent, record_disks=False).images[:, None]
+    images, _, _ = _paint(n, rng, size, r_min, r_max, exponent, record=False)
+    return images[:, None]
 
 
-def render(n, rng, size=SIZE, r_min=R_MIN, r_max=R_MAX, exponent=EXPONENT, record_disks=True):
-    """Draw ``n`` dead leaves images and return them as :class:`Leaves`.
+def render(n, rng, size=SIZE, r_min=R_MIN, r_max=R_MAX, exponent=EXPONENT):
+    """Draw ``n`` dead leaves images and return them with every disk drawn, as :class:`Leaves`.
 
-    Arguments as for :func:`sample`. With ``record_disks=False`` the disk arrays of the
-    result are empty, which saves the memory of every drawn disk, and ``visible`` contains
-    the row numbers the disks would have had. It still marks unpainted pixels with -1.
+    Arguments as for :func:`sample`, and the same arguments give the same images. The
+    result keeps every disk, about 40 bytes each, so it is meant for small ``n``.
+    """
+    images, visible, disks = _paint(n, rng, size, r_min, r_max, exponent, record=True)
+    if disks:
+        columns = [np.concatenate(column) for column in zip(*disks)]
+    else:
+        columns = [np.zeros(0, dtype=np.int64)] + [np.zeros(0) for _ in range(4)]
+    return Leaves(images, visible, *columns)
+
+
+def _paint(n, rng, size, r_min, r_max, exponent, record):
+    """Return ``(images, visible, disks)``; ``visible`` and ``disks`` only if ``record``.
+
+    Without ``record`` the painter keeps one chunk's ``visible`` array at a time, so the
+    memory is that of the images.
     """
     n = validate_count(n, "n")
     height, width = _image_shape(size)
@@ -236,28 +250,26 @@ def render(n, rng, size=SIZE, r_min=R_MIN, r_max=R_MAX, exponent=EXPONENT, recor
         rng = np.random.default_rng(rng)
 
     images = np.zeros((n, height, width), dtype=np.uint8)
-    visible = np.full((n, height, width), -1, dtype=np.int64)
-    disks = []
+    visible = np.full((n, height, width), -1, dtype=np.int64) if record else None
+    disks = [] if record else None
     n_disks = 0
     for start in range(0, n, IMAGES_PER_CHUNK):
         stop = min(start + IMAGES_PER_CHUNK, n)
-        n_disks = _render_chunk(
-            images[start:stop], visible[start:stop], start, rng,
-            (r_min, r_max, exponent), disks if record_disks else None, n_disks,
-        )
-
-    if disks:
-        columns = [np.concatenate(column) for column in zip(*disks)]
-    else:
-        columns = [np.zeros(0, dtype=np.int64)] + [np.zeros(0) for _ in range(4)]
-    return Leaves(images, visible, *columns)
+        if record:
+            chunk_visible = visible[start:stop]
+        else:
+            chunk_visible = np.full((stop - start, height, width), -1, dtype=np.int64)
+        n_disks = _render_chunk(images[start:stop], chunk_visible, start, rng,
+                                (r_min, r_max, exponent), disks, n_disks)
+    return images, visible, disks
 
 
 def _render_chunk(images, visible, first_image, rng, parameters, disks, n_disks):
     """Paint the images of one chunk front to back until every pixel is covered.
 
-    ``images`` and ``visible`` are views of the result, painted in place. Disk rows are
-    numbered from ``n_disks`` on; the function returns the next free row number.
+    ``images`` and ``visible`` are painted in place, and ``disks`` (a list, or None to
+    keep no disks) receives each round's disk columns. Disk rows are numbered from
+    ``n_disks`` on, and the function returns the next free row number.
     """
     r_min, r_max, exponent = parameters
     n_images, height, width = images.shape
