@@ -25,9 +25,9 @@ Front-to-back painting
 ----------------------
 The full model drops leaves forever, each new one covering the older ones, and the image is
 the limit. Each pixel then shows the newest leaf that covers it. Read from the newest leaf
-backwards, the leaves are again an independent sequence with the same distribution, so it
-is the same to draw leaves one after another and let each one paint only the pixels that
-no earlier draw has painted. Once every pixel is painted, older leaves cannot show through
+backwards, the leaves are again an independent sequence with the same distribution. So
+drawing leaves one after another, each painting only the pixels that no earlier draw has
+painted, gives the same image. Once every pixel is painted, older leaves cannot show through
 anywhere, so stopping there gives a sample of the limit exactly, with no truncation error.
 Painting back to front would instead need an arbitrary stopping time.
 """
