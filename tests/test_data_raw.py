@@ -259,7 +259,7 @@ def test_download_false_fetches_nothing(tmp_path, data_home):
     source = tmp_path / "toy.bin"
     source.write_bytes(CONTENT)
 
-    with pytest.raises(RawFilesNotFoundError, match="downloading was turned off"):
+    with pytest.raises(RawFilesNotFoundError, match="Downloading was turned off"):
         find_or_download(spec_for("toy.bin", urls=(source.as_uri(),)), download=False)
 
     assert not (data_home / "raw" / "toy").exists()

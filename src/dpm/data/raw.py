@@ -356,22 +356,22 @@ def _not_found_message(spec, missing, folders, download, failures):
     names = ", ".join(raw_file.name for raw_file in missing)
     parts = [
         f"raw files of {spec.name} not found: {names}",
-        f"searched {', '.join(str(folder) for folder in folders)}",
+        f"Searched {', '.join(str(folder) for folder in folders)}",
     ]
     for raw_file in missing:
         if raw_file.urls:
-            parts.append(f"get {raw_file.name} from {' or '.join(raw_file.urls)}")
+            parts.append(f"Get {raw_file.name} from {' or '.join(raw_file.urls)}")
         elif spec.no_download_hint:
             parts.append(f"{raw_file.name} has no download URL: {spec.no_download_hint}")
     if not download:
-        parts.append("downloading was turned off")
+        parts.append("Downloading was turned off")
     elif failures:
         reasons = "; ".join(
             " ".join(error.split()) for errors in failures.values() for error in errors
         )
-        parts.append(f"downloading failed ({reasons})")
+        parts.append(f"Downloading failed ({reasons})")
     parts.append(
-        f"put the files in a folder DIR and run `dpm data prepare {spec.name} --from DIR`, "
+        f"Put the files in a folder DIR and run `dpm data prepare {spec.name} --from DIR`, "
         f"or add DIR to the {RAW_DATA_VARIABLE} environment variable"
     )
     return ". ".join(parts)
