@@ -74,7 +74,10 @@ RAW_DATA = RawDataSpec(
                 Checksum(
                     "md5",
                     "c58f30108f718f92721af3b95e74349a",
-                    source=f"MD5 of the tarball, published on {HOMEPAGE} and in torchvision/datasets/cifar.py",
+                    source=(
+                        f"MD5 of the tarball, published on {HOMEPAGE} and in "
+                        "torchvision/datasets/cifar.py"
+                    ),
                 ),
             ),
             urls=(f"https://www.cs.toronto.edu/~kriz/{TARBALL}",),
