@@ -85,9 +85,11 @@ def test_convert_attributes(tmp_path):
     (train_features, _) = H5Dataset(output, "train").get_data(slice(None))
 
     expected_checksums = {
-        name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in paths.items()
+        name: {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()} for name, path in paths.items()
     }
-    assert attrs["file_sha256"] == expected_checksums
+    assert attrs["raw_files"] == expected_checksums
+    assert attrs["n_train"] == 8
+    assert attrs["n_test"] == 4
     assert attrs["classes"] == list(CLASSES)
     assert "our choice" in attrs["split_rule"]
     assert "Lazebnik" in attrs["source"]
@@ -107,7 +109,7 @@ def test_subfolder_layouts_match_flat(tmp_path, layout):
                                H5Dataset(nested, split).get_data(slice(None)), strict=True):
             np.testing.assert_array_equal(left, right)
     folder_name = paths["T01_01.jpg"].parent.name
-    assert f"{folder_name}/T01_01.jpg" in read_attrs(nested)["file_sha256"]
+    assert f"{folder_name}/T01_01.jpg" in read_attrs(nested)["raw_files"]
 
 
 def test_wrong_size_image_rejected(tmp_path):

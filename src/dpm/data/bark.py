@@ -12,8 +12,8 @@ T01-T03 ``bark1``-``bark3`` and T04 ``wood1``. The paper calls all four classes 
 this module converts T01-T04 as the paper names them.
 
 The images are found either directly in the folder (``T01_01.jpg``) or in one subfolder
-per class whose name is the class (``T01/``) or starts with it (``T01_bark1/``, the
-layout of the database's zip files).
+per class whose name is the class (``T01/``) or starts with it (``T01_bark1/``, as
+third-party download scripts name the folders of the database's zip files).
 """
 
 import hashlib
@@ -34,8 +34,8 @@ logger = logging.getLogger(__name__)
 CLASSES = ("T01", "T02", "T03", "T04")
 #: Images per class in the UIUC texture database.
 IMAGES_PER_CLASS = 40
-#: Training images per class: the first 32 by number; the last 8 are the test split.
-#: The split is our choice, because the paper does not give one.
+#: Training images per class: the first 32 by number, and the last 8 are the test split.
+#: The split is our choice.
 TRAIN_PER_CLASS = 32
 #: Environment variable with folders (os.pathsep-separated) searched for raw files.
 RAW_DATA_VARIABLE = "DPM_RAW_DATA"
@@ -48,11 +48,18 @@ SOURCE_HINT = (
     "(`dpm data prepare bark --from DIR`), list the folder in DPM_RAW_DATA, or put the "
     "files in {default_folder}."
 )
-SOURCE_NOTE = (
+SOURCE_TEXT = (
     "UIUC texture database, Lazebnik, Schmid and Ponce, 'A sparse texture representation "
     "using local affine regions', IEEE Transactions on Pattern Analysis and Machine "
-    "Intelligence, 2005; distributed by the Ponce group at UIUC for research use"
+    "Intelligence, 2005; distributed by the Ponce group at UIUC, "
+    "http://www-cvr.ai.uiuc.edu/ponce_grp/data/"
 )
+LICENSE_TEXT = (
+    "dpm records no license for the UIUC texture database; the terms of use are those "
+    "on the Ponce group's data page"
+)
+#: Version of the conversion. Increase it when the same JPEGs would give another file.
+CONVERTER_VERSION = 1
 
 
 class BarkFilesNotFoundError(FileNotFoundError):
@@ -203,7 +210,11 @@ def sha256_file(path):
 
 
 def _read_class_images(found, names, folder):
-    """Return ``(images, checksums, relative names)`` in class order, checking one image size."""
+    """Return ``(images, checksums)`` in class order after checking that all images have one size.
+
+    ``images`` is uint8 (n, 1, height, width), and ``checksums`` maps each file's path
+    relative to ``folder`` to ``{'sha256': hex}``.
+    """
     images = []
     checksums = {}
     reference = None
@@ -222,7 +233,7 @@ def _read_class_images(found, names, folder):
                     "must have one size, so replace the file with the database's original"
                 )
             images.append(image)
-            checksums[path.relative_to(folder).as_posix()] = sha256_file(path)
+            checksums[path.relative_to(folder).as_posix()] = {"sha256": sha256_file(path)}
     return np.stack(images)[:, None], checksums
 
 
@@ -235,9 +246,9 @@ def prepare(path=None, overwrite=False, from_dir=None, classes=CLASSES,
     database), and ``targets``, uint8 of shape (n, 1) with labels ``('batch', 'index')``,
     the class's position in ``classes``. The split ``train`` contains the first
     ``train_per_class`` images of each class by number and ``test`` the rest, each split
-    ordered by class and then by number. This split is our choice; the paper gives none.
+    ordered by class and then by number. This split is our choice.
     The attributes contain the classes, the split rule, each file's SHA-256 under its path
-    relative to the folder, ``train_mean`` and ``train_std`` of ``pixel / 255`` over the
+    relative to the folder (``raw_files``), ``train_mean`` and ``train_std`` of ``pixel / 255`` over the
     training split, and the source of the data.
 
     Parameters
@@ -305,8 +316,12 @@ def prepare(path=None, overwrite=False, from_dir=None, classes=CLASSES,
             f"train: images 1-{train_per_class} of each class; "
             f"test: images {train_per_class + 1}-{images_per_class}; our choice"
         ),
-        "file_sha256": checksums,
-        "source": SOURCE_NOTE,
+        "n_train": n_train,
+        "n_test": len(images) - n_train,
+        "converter_version": CONVERTER_VERSION,
+        "raw_files": checksums,
+        "source": SOURCE_TEXT,
+        "license": LICENSE_TEXT,
         **statistics_attrs(images[:n_train]),
     }
     write_dataset(
