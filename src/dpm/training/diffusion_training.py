@@ -28,7 +28,9 @@ def train_diffusion_model(model, features, settings, seed, checkpoint_path=None,
     features : ndarray (N, D)
     settings : dict
         ``step_rule``, ``learning_rate``, ``final_learning_rate``, ``batch_size`` and
-        ``n_epochs``; an epoch is one pass over ``features``.
+        ``n_epochs``; an epoch is one pass over ``features``. ``t_sampling`` (optional,
+        'uniform' by default) says how each batch's time steps are drawn
+        (:func:`dpm.diffusion.draws.draw_t`).
     seed : int
         Seeds the minibatch order and the draws of ``t`` and noise, independently.
     checkpoint_path : path-like, optional
@@ -40,7 +42,8 @@ def train_diffusion_model(model, features, settings, seed, checkpoint_path=None,
         raise ValueError(f"features must have shape (N, {model.n_dims}), got {features.shape}")
     batch_seed, draw_seed = np.random.SeedSequence(seed).spawn(2)
     draws = DiffusionInputs(model.trajectory_length, model.n_dims, draw_seed,
-                            draw_noise=model.diffusion.draw_noise)
+                            draw_noise=model.diffusion.draw_noise,
+                            t_sampling=settings.get("t_sampling", "uniform"))
     scheme = ShuffledScheme(len(features), settings["batch_size"], batch_seed)
     stream = DataStream(ArrayDataset(features=features), scheme)
 
