@@ -94,27 +94,11 @@ def new_run_dir(name, requested=None):
     """Create and return a new run folder: ``requested``, or the next ``runs/<name>/NNN``.
 
     A requested folder that already has files is rejected, so no run overwrites another's
-    checkpoint.
+    checkpoint (see :func:`dpm.training.run_dir.create_run_dir`).
     """
-    if requested is not None:
-        requested = Path(requested)
-        if requested.exists() and any(requested.iterdir()):
-            raise FileExistsError(
-                f"run directory {requested} already exists and is not empty; "
-                "pass a new --run-dir, or delete it"
-            )
-        requested.mkdir(parents=True, exist_ok=True)
-        return requested
-    parent = RUNS / name
-    parent.mkdir(parents=True, exist_ok=True)
-    numbers = [int(entry.name) for entry in parent.iterdir() if entry.name.isdigit()]
-    while True:
-        candidate = parent / f"{max(numbers, default=0) + 1:03d}"
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            numbers.append(int(candidate.name))
+    from dpm.training.run_dir import create_run_dir
+
+    return create_run_dir(name, root=RUNS, requested=requested)
 
 
 def save_figure(figure, path_stem):
@@ -170,6 +154,7 @@ def reproduce(experiment, name, description, defaults, check_config, run, plot, 
     from dpm import backend
     from dpm.atomic import write_json
     from dpm.config import load_config
+    from dpm.training.run_dir import write_config
 
     backend_name = backend.configure(args.backend, args.floatX)
     import pytensor
@@ -185,7 +170,7 @@ def reproduce(experiment, name, description, defaults, check_config, run, plot, 
     # not make the work tree look modified.
     record = provenance(config["training"]["seed"], backend_name, pytensor.config.floatX)
     run_dir = new_run_dir(name, args.run_dir)
-    write_json(run_dir / "config.json", config)
+    write_config(run_dir, config)
     started = time.perf_counter()
     results = run(config, checkpoint_path=run_dir / "checkpoint.npz")
     seconds = time.perf_counter() - started
