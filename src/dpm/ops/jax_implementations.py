@@ -1,0 +1,118 @@
+"""JAX implementations of dpm's convolution, pooling and upsampling Ops.
+
+PyTensor's JAX backend finds an Op's implementation through the ``jax_funcify``
+dispatcher. Importing that dispatcher imports JAX, which takes about 1.7 s, so the
+implementations are registered lazily: every dpm Op calls
+:func:`register_jax_if_imported` while it builds a node, and that registers them as
+soon as JAX has been imported. ``dpm.backend.configure('jax')`` imports JAX, so graphs
+built after it compile under JAX. Call :func:`register_jax_implementations` yourself
+before compiling with ``mode='JAX'`` a graph that was built before JAX was imported.
+"""
+
+import sys
+
+#: Examples per ``jax.lax.conv_general_dilated`` call. XLA's CPU convolution (jaxlib
+#: 0.10.2) slowed down more than in proportion to the batch: for a 20-channel 3x3 layer
+#: on 28x28 images, forward and gradient took about 100 ms at batch 128 and 770 ms at
+#: batch 512 in one call, against 47 ms and 270 ms in chunks of 64. These are single
+#: runs on a shared 2-core AMD EPYC machine; docs/benchmarks.md has the measured table.
+JAX_BATCH_CHUNK = 64
+
+_registered = []
+
+
+def register_jax_if_imported():
+    """Register the JAX implementations if JAX is already imported, else do nothing."""
+    if not _registered and "jax" in sys.modules:
+        register_jax_implementations()
+
+
+def register_jax_implementations():
+    """Register the JAX implementations of every dpm Op with PyTensor. Safe to call twice.
+
+    Raises
+    ------
+    ImportError
+        If JAX is not installed.
+    """
+    if _registered:
+        return
+    try:
+        import jax.numpy as jnp
+        from jax import lax
+        from pytensor.link.jax.dispatch import jax_funcify
+    except ImportError as error:
+        raise ImportError(
+            "the JAX implementations of dpm's Ops need JAX: install it with "
+            "`pip install -e '.[jax]'`"
+        ) from error
+
+    from dpm.ops.convolution_op import SameConvolution, SameConvolutionWeightGradient
+    from dpm.ops.pooling import MeanPool, Upsample, check_divisible
+
+    def convolve(x, weights):
+        pad = weights.shape[-1] // 2
+        return lax.conv_general_dilated(
+            x, weights, window_strides=(1, 1), padding=[(pad, pad), (pad, pad)],
+            dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        )
+
+    def weight_gradient(x, output_gradient, kernel_size):
+        # Swapping the roles of batch and channels turns the weight gradient into a
+        # convolution: x acts as C_in images of `batch` channels and the output
+        # gradient as a kernel of height H and width W, which leaves a k x k output.
+        pad = kernel_size // 2
+        return lax.conv_general_dilated(
+            x, output_gradient, window_strides=(1, 1), padding=[(pad, pad), (pad, pad)],
+            dimension_numbers=("CNHW", "IOHW", "CNHW"),
+        )
+
+    def chunk_bounds(batch):
+        return [(start, min(start + JAX_BATCH_CHUNK, batch)) for start in range(0, batch, JAX_BATCH_CHUNK)]
+
+    @jax_funcify.register(SameConvolution)
+    def jax_funcify_same_convolution(op, **kwargs):
+        def same_convolution(x, weights):
+            bounds = chunk_bounds(x.shape[0])
+            if len(bounds) == 1:
+                return convolve(x, weights)
+            return jnp.concatenate([convolve(x[start:stop], weights) for start, stop in bounds])
+
+        return same_convolution
+
+    @jax_funcify.register(SameConvolutionWeightGradient)
+    def jax_funcify_weight_gradient(op, **kwargs):
+        kernel_size = op.kernel_size
+
+        def same_convolution_weight_gradient(x, output_gradient):
+            parts = [
+                weight_gradient(x[start:stop], output_gradient[start:stop], kernel_size)
+                for start, stop in chunk_bounds(x.shape[0])
+            ]
+            return sum(parts[1:], parts[0])
+
+        return same_convolution_weight_gradient
+
+    @jax_funcify.register(MeanPool)
+    def jax_funcify_mean_pool(op, **kwargs):
+        factor = op.factor
+
+        def mean_pool(x):
+            # Shapes are concrete while JAX traces, so this check runs once per shape.
+            batch, channels, height, width = x.shape
+            check_divisible(x.shape, factor)
+            blocks = x.reshape(batch, channels, height // factor, factor, width // factor, factor)
+            return blocks.mean(axis=(3, 5))
+
+        return mean_pool
+
+    @jax_funcify.register(Upsample)
+    def jax_funcify_upsample(op, **kwargs):
+        factor = op.factor
+
+        def upsample(x):
+            return jnp.repeat(jnp.repeat(x, factor, axis=2), factor, axis=3)
+
+        return upsample
+
+    _registered.append(True)
