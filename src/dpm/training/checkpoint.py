@@ -1,5 +1,9 @@
 """Checkpoints: parameters, step-rule state, training log and extra state in one ``.npz``.
 
+Arrays are stored as ``parameter:<path>`` and ``step_rule:<variable name>``. Everything else
+is one JSON document with ``dpm_version``, ``log`` (:meth:`TrainingLog.to_dict`), ``extra``
+and, for checkpoints that can resume training, ``loop`` (see :mod:`dpm.training.loop_state`).
+
 Files are written under a temporary name in the same folder and renamed, so an interrupted
 write leaves the previous checkpoint intact.
 """
@@ -17,13 +21,19 @@ from dpm.atomic import atomic_path
 STATE_KEY = "__state_json__"
 
 
-def save_checkpoint(path, model, step_rule, log, extra_state):
-    """Write ``model``'s parameters, the step rule's state, ``log`` and ``extra_state`` to ``path``."""
+def save_checkpoint(path, model, step_rule, log, extra_state, loop_state=None):
+    """Write ``model``'s parameters, the step rule's state, ``log`` and ``extra_state`` to ``path``.
+
+    ``loop_state``, from :func:`dpm.training.loop_state.capture_loop_state`, makes the
+    checkpoint one that :func:`dpm.training.resume.resume` can continue from.
+    """
     path = Path(path)
     arrays = {f"parameter:{name}": value for name, value in model.get_parameter_values().items()}
     for variable in step_rule.state:
         arrays[f"step_rule:{variable.name}"] = variable.get_value()
     state = {"dpm_version": dpm.__version__, "log": log.to_dict(), "extra": extra_state}
+    if loop_state is not None:
+        state["loop"] = loop_state
     arrays[STATE_KEY] = np.frombuffer(json.dumps(state).encode(), dtype=np.uint8)
     with atomic_path(path) as temporary, open(temporary, "wb") as file:
         np.savez(file, **arrays)
