@@ -26,6 +26,7 @@ from dpm.training import (
     RemoveNotFinite,
     RMSProp,
     SimpleExtension,
+    StatsWriter,
     TrainingLog,
     load_checkpoint,
     restore_step_rule,
@@ -371,6 +372,19 @@ def test_loop_counts_nonfinite(adam, caplog):
     assert "non-finite gradient at batch 2" in warnings[0].getMessage()
 
 
+def test_nonfinite_count_in_stats_file(adam, tmp_path):
+    # Row 5 is in the second of four batches of four rows, in both epochs.
+    stream, _ = make_stream(bad_row=5)
+    path = tmp_path / "stats.jsonl"
+
+    run_loop(adam, stream, [FinishAfter(after_n_epochs=2), StatsWriter(path)])
+
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [line["nonfinite_steps"] for line in lines] == [1, 2]
+    assert [line["iterations_done"] for line in lines] == [4, 8]
+    assert all(np.isfinite(line["cost"]) for line in lines)
+
+
 def test_loop_averages_finite_batches(adam):
     stream, batches = make_stream(bad_row=5)
     w, c, costs = reference_run(ReferenceAdam(**ADAM_SETTINGS), batches)
@@ -441,7 +455,26 @@ def test_finish_after_batches(rmsprop):
 
     assert log.status["iterations_done"] == 6
     assert log.status["epochs_done"] == 1
-    assert len(log.records) == 1
+    assert log.status["batches_in_epoch"] == 2
+    assert len(log.records) == 2
+    partial = log.records[-1]
+    assert partial["partial"] is True
+    assert partial["epoch"] == 2
+    assert partial["batches_in_epoch"] == 2
+    assert partial["iterations_done"] == 6
+    assert np.isfinite(partial["cost"])
+    assert "partial" not in log.records[0]
+
+
+def test_finish_at_epoch_end_closes_epoch(rmsprop):
+    stream, _ = make_stream()
+
+    log = run_loop(rmsprop, stream, [FinishAfter(after_n_batches=8)])
+
+    assert log.status["epochs_done"] == 2
+    assert log.status["batches_in_epoch"] == 0
+    assert [record["epoch"] for record in log.records] == [1, 2]
+    assert not any(record.get("partial") for record in log.records)
 
 
 def test_finish_after_needs_limit():
@@ -759,6 +792,37 @@ def test_train_checkpoint(trained_runs):
         assert np.array_equal(parameters[name], value), name
     assert state["log"]["status"]["epochs_done"] == 2
     assert sorted(state["extra"]) == ["batches", "draws"]
+
+
+class InterruptAt(SimpleExtension):
+    """Raise KeyboardInterrupt after batch ``at``, as Ctrl-C would."""
+
+    def __init__(self, at):
+        super().__init__(every_n_batches=at)
+
+    def do(self, event, main_loop):
+        raise KeyboardInterrupt
+
+
+def test_train_resume_matches(trained_runs, features, tmp_path):
+    path = tmp_path / "checkpoint.npz"
+    # Batch 3 is in the first of two epochs of 4 batches.
+    with pytest.raises(KeyboardInterrupt):
+        train_gaussian_model(tiny_model(), features, TRAIN_SETTINGS, 3, path, progress=False,
+                             extensions=[InterruptAt(3)])
+    model = tiny_model()
+
+    log = train_gaussian_model(model, features, TRAIN_SETTINGS, 3, path, progress=False,
+                               resume_from=path)
+
+    first, first_log = trained_runs["first"]
+    resumed = model.get_parameter_values()
+    for name, value in first.items():
+        assert np.array_equal(resumed[name], value), name
+    assert log.status == first_log.status
+    lines = [json.loads(line) for line in (tmp_path / "stats.jsonl").read_text().splitlines()]
+    assert [(line["epoch"], line.get("partial", False)) for line in lines] == [
+        (1, True), (1, False), (2, False)]
 
 
 @pytest.mark.parametrize("shape", [(64, 3), (64,)])

@@ -1,6 +1,8 @@
 """Training a diffusion model, Gaussian or binomial, on an array of data with the bound K as objective."""
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytensor
@@ -10,31 +12,37 @@ from dpm.data.streams import ArrayDataset, DataStream, ShuffledScheme
 from dpm.diffusion import DiffusionInputs
 from dpm.training.algorithm import GradientDescent
 from dpm.training.extensions import Checkpoint, FinishAfter, Printing, ProgressBar, Timing
-from dpm.training.log import TrainingLog
 from dpm.training.main_loop import MainLoop
-from dpm.training.schedules import ExponentialDecay, decay_factor
+from dpm.training.resume import resume
+from dpm.training.run_dir import STATS_NAME
+from dpm.training.schedules import build_schedule
+from dpm.training.stats import StatsWriter
 from dpm.training.step_rules import build_step_rule
 
 logger = logging.getLogger(__name__)
 
 
-def train_diffusion_model(model, features, settings, seed, checkpoint_path=None, progress=True):
-    """Maximize K of ``model`` on ``features`` and return the training log.
+@dataclass
+class DiffusionTraining:
+    """The parts of a diffusion model's training that :func:`build_diffusion_training` builds."""
 
-    Parameters
-    ----------
-    model : DiffusionModel
-        Already initialized. Its diffusion process's ``draw_noise`` draws the noise.
-    features : ndarray (N, D)
-    settings : dict
-        ``step_rule``, ``learning_rate``, ``final_learning_rate``, ``batch_size`` and
-        ``n_epochs``; an epoch is one pass over ``features``. ``t_sampling`` (optional,
-        'uniform' by default) says how each batch's time steps are drawn
-        (:func:`dpm.diffusion.draws.draw_t`).
-    seed : int
-        Seeds the minibatch order and the draws of ``t`` and noise, independently.
-    checkpoint_path : path-like, optional
-        Where the final checkpoint is written (atomically).
+    algorithm: GradientDescent
+    stream: DataStream
+    scheme: ShuffledScheme
+    draws: DiffusionInputs
+    step_rule: object
+
+    @property
+    def random_states(self):
+        """The random sources outside the stream, for :class:`MainLoop`."""
+        return {"draws": self.draws}
+
+
+def build_diffusion_training(model, features, settings, seed):
+    """Compile the training step of ``model`` on ``features`` and build its seeded stream and draws.
+
+    ``settings`` and ``seed`` are as for :func:`train_diffusion_model`. The algorithm
+    monitors ``K`` and ``K_minus_L_null``, batch means in bits per data point.
     """
     floatX = pytensor.config.floatX
     features = np.asarray(features, dtype=floatX)
@@ -57,24 +65,63 @@ def train_diffusion_model(model, features, settings, seed, checkpoint_path=None,
         -monitored["K"], model.all_parameters, step_rule, [x0, t, noise], monitored,
         prepare_inputs=lambda batch: (batch["features"], *draws(len(batch["features"]))),
     )
+    return DiffusionTraining(algorithm, stream, scheme, draws, step_rule)
 
+
+def train_diffusion_model(model, features, settings, seed, checkpoint_path=None, progress=True, *,
+                          extensions=(), checkpoint_every_n_epochs=None, resume_from=None):
+    """Maximize K of ``model`` on ``features`` and return the training log.
+
+    Parameters
+    ----------
+    model : DiffusionModel
+        Already initialized. Its diffusion process's ``draw_noise`` draws the noise.
+    features : ndarray (N, D)
+    settings : dict
+        ``step_rule``, ``learning_rate``, ``final_learning_rate``, ``batch_size`` and
+        ``n_epochs``; an epoch is one pass over ``features``. ``t_sampling`` (optional,
+        'uniform' by default) sets how each batch's time steps are drawn
+        (:func:`dpm.diffusion.draws.draw_t`). ``learning_rate_schedule`` (optional) picks
+        the decay, see :func:`dpm.training.schedules.build_schedule`.
+    seed : int
+        Seeds the minibatch order and the draws of ``t`` and noise, independently.
+    checkpoint_path : path-like, optional
+        Where the checkpoint is written (atomically) after training, on an interrupt and
+        every ``checkpoint_every_n_epochs`` epochs. The epoch records are appended to
+        ``stats.jsonl`` in the same folder.
+    progress : bool
+        Show a progress bar.
+    extensions : sequence of extensions
+        More extensions, run after the stopping rule and the schedule and before the
+        printing, the records file and the checkpoint.
+    checkpoint_every_n_epochs : int, optional
+    resume_from : path-like, optional
+        A checkpoint (or run folder) of an interrupted run with the same ``settings`` and
+        ``seed``, to continue. A larger ``n_epochs`` trains longer, but the default schedule
+        then decays by another factor from the resumed epoch on.
+    """
+    parts = build_diffusion_training(model, features, settings, seed)
     n_epochs = settings["n_epochs"]
-    extensions = [
+    all_extensions = [
         Timing(),
         FinishAfter(after_n_epochs=n_epochs),
-        ExponentialDecay(
-            step_rule.learning_rate,
-            decay_factor(settings["learning_rate"], settings["final_learning_rate"], n_epochs),
-        ),
+        build_schedule(settings, parts.step_rule.learning_rate, n_epochs),
+        *extensions,
         Printing(every_n_epochs=max(1, n_epochs // 10), keys=("K", "learning_rate", "total_seconds")),
     ]
     if progress:
-        extensions.append(ProgressBar(n_epochs * scheme.batches_per_epoch()))
+        all_extensions.append(ProgressBar(n_epochs * parts.scheme.batches_per_epoch()))
     if checkpoint_path is not None:
-        state = lambda: {"draws": draws.get_state(), "batches": scheme.get_state()}  # noqa: E731
-        extensions.append(Checkpoint(checkpoint_path, model, step_rule, state=state))
-    log = TrainingLog()
-    MainLoop(algorithm, stream, extensions, log).run()
+        state = lambda: {"draws": parts.draws.get_state(), "batches": parts.scheme.get_state()}  # noqa: E731
+        all_extensions.append(StatsWriter(Path(checkpoint_path).with_name(STATS_NAME)))
+        all_extensions.append(Checkpoint(checkpoint_path, model, parts.step_rule, state=state,
+                                         every_n_epochs=checkpoint_every_n_epochs))
+    main_loop = MainLoop(parts.algorithm, parts.stream, all_extensions,
+                         random_states=parts.random_states)
+    if resume_from is not None:
+        resume(resume_from, main_loop, model)
+    main_loop.run()
+    log = main_loop.log
     logger.info("training done: %d batches, %d non-finite steps skipped",
                 log.status["iterations_done"], log.status["nonfinite_steps"])
     return log
