@@ -247,7 +247,7 @@ def test_killed_checkpoint_write_then_resume(features, straight, tmp_path, monke
         with pytest.raises(OSError, match="simulated full disk"):
             Training(features).run(TOTAL_BATCHES, run_dir=run_dir, checkpoint_every_n_epochs=1)
 
-    # The write after epoch 1 survives; the one after epoch 2 failed and left no file.
+    # The write after epoch 1 survives, and the one after epoch 2 failed and left no file.
     _, _, state = load_checkpoint(run_dir / "checkpoint.npz")
     assert state["log"]["status"]["iterations_done"] == 6
     names = sorted(path.name for path in run_dir.iterdir())
