@@ -100,6 +100,8 @@ class MainLoop:
                 self.log.close_partial_epoch()
                 return
         self.log.end_epoch()
+        # NOTE: a KeyboardInterrupt inside an after_epoch extension checkpoints the state as
+        # it is then, so a schedule that had not yet run for this epoch is not applied later.
         self._fire("after_epoch")
 
     def _process(self, batch):
