@@ -5,8 +5,9 @@ PyTensor 3.0.7 has no multi-channel convolution for neural networks
 
 ``'op'``
     :class:`~dpm.ops.convolution_op.SameConvolution`, a custom Op: im2col and a matrix
-    product in NumPy on the C and Numba backends, ``jax.lax.conv_general_dilated`` on
-    JAX. It accepts symbolic height and width on every backend.
+    product in NumPy on the C backend and in a Numba kernel on Numba, and
+    ``jax.lax.conv_general_dilated`` on JAX. It accepts symbolic height and width on
+    every backend.
 ``'join'``
     Graph operations: pad, take the ``k * k`` shifted slices, join them along the
     channel axis (im2col) and do one matrix product.

@@ -1,11 +1,10 @@
 """PyTensor Ops for 2-D 'same' convolution and its weight gradient, computed with NumPy.
 
 Both Ops take images in NCHW layout, ``(batch, channels, height, width)``. Their
-``perform`` methods build the im2col matrix with NumPy and do one matrix product per
-chunk of the batch. The C backend calls ``perform`` directly. The Numba backend runs it
-in Numba's object mode, and PyTensor warns about that once per compile.
-:mod:`dpm.ops.jax_implementations` gives both Ops a JAX implementation built on
-``jax.lax.conv_general_dilated``.
+``perform`` methods, which the C backend calls, build the im2col matrix with NumPy and
+do one matrix product per chunk of the batch. :mod:`dpm.ops.numba_implementations` and
+:mod:`dpm.ops.jax_implementations` give them Numba kernels (im2col and a matrix
+product per example) and JAX implementations (``jax.lax.conv_general_dilated``).
 """
 
 import numpy as np
@@ -13,7 +12,6 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-from dpm.ops.jax_implementations import register_jax_if_imported
 
 #: Examples per im2col matrix in ``perform``. A chunk of 32 examples with 20 channels, a
 #: 3x3 kernel and 28x28 images makes an 18 MB matrix in float32, so memory stays bounded
@@ -47,7 +45,7 @@ def im2col(x, kernel_size):
     -------
     numpy.ndarray
         Shape ``(batch, channels * k * k, height * width)``. Row ``c * k * k + i * k + j``
-        holds ``x[:, c, h + i - k // 2, w + j - k // 2]`` at column ``h * width + w``, and
+        contains ``x[:, c, h + i - k // 2, w + j - k // 2]`` at column ``h * width + w``, and
         zero where that pixel lies outside the image.
     """
     batch, channels, height, width = x.shape
@@ -150,7 +148,6 @@ class SameConvolution(Op):
         in_channels, weight_channels = x.type.shape[1], weights.type.shape[1]
         if in_channels is not None and weight_channels is not None:
             _check_channels(in_channels, weight_channels)
-        register_jax_if_imported()
         shape = (x.type.shape[0], weights.type.shape[0], x.type.shape[2], x.type.shape[3])
         return Apply(self, [x, weights], [pt.tensor(dtype=x.dtype, shape=shape)])
 
@@ -202,7 +199,6 @@ class SameConvolutionWeightGradient(Op):
         x = _float_tensor(x, "x")
         output_gradient = _float_tensor(output_gradient, "output gradient")
         _same_dtype(x, output_gradient)
-        register_jax_if_imported()
         k = self.kernel_size
         shape = (output_gradient.type.shape[1], x.type.shape[1], k, k)
         return Apply(self, [x, output_gradient], [pt.tensor(dtype=x.dtype, shape=shape)])

@@ -1,15 +1,8 @@
 """JAX implementations of dpm's convolution, pooling and upsampling Ops.
 
-PyTensor's JAX backend finds an Op's implementation through the ``jax_funcify``
-dispatcher. Importing that dispatcher imports JAX, which takes about 1.7 s, so the
-implementations are registered lazily: every dpm Op calls
-:func:`register_jax_if_imported` while it builds a node, and that registers them as
-soon as JAX has been imported. ``dpm.backend.configure('jax')`` imports JAX, so graphs
-built after it compile under JAX. Call :func:`register_jax_implementations` yourself
-before compiling with ``mode='JAX'`` a graph that was built before JAX was imported.
+:mod:`dpm.ops.registration` calls :func:`register` when PyTensor imports its JAX
+dispatcher, so nothing here imports JAX before it is needed.
 """
-
-import sys
 
 #: Examples per ``jax.lax.conv_general_dilated`` call. XLA's CPU convolution (jaxlib
 #: 0.10.2) slowed down more than in proportion to the batch: for a 20-channel 3x3 layer
@@ -21,31 +14,13 @@ JAX_BATCH_CHUNK = 64
 _registered = []
 
 
-def register_jax_if_imported():
-    """Register the JAX implementations if JAX is already imported, else do nothing."""
-    if not _registered and "jax" in sys.modules:
-        register_jax_implementations()
-
-
-def register_jax_implementations():
-    """Register the JAX implementations of every dpm Op with PyTensor. Safe to call twice.
-
-    Raises
-    ------
-    ImportError
-        If JAX is not installed.
-    """
+def register():
+    """Register the JAX implementations of every dpm Op with PyTensor. Safe to call twice."""
     if _registered:
         return
-    try:
-        import jax.numpy as jnp
-        from jax import lax
-        from pytensor.link.jax.dispatch import jax_funcify
-    except ImportError as error:
-        raise ImportError(
-            "the JAX implementations of dpm's Ops need JAX: install it with "
-            "`pip install -e '.[jax]'`"
-        ) from error
+    import jax.numpy as jnp
+    from jax import lax
+    from pytensor.link.jax.dispatch import jax_funcify
 
     from dpm.ops.convolution_op import SameConvolution, SameConvolutionWeightGradient
     from dpm.ops.pooling import MeanPool, Upsample, check_divisible
@@ -68,6 +43,7 @@ def register_jax_implementations():
         )
 
     def chunk_bounds(batch):
+        # Shapes are concrete while JAX traces, so the chunks are fixed per input shape.
         return [(start, min(start + JAX_BATCH_CHUNK, batch)) for start in range(0, batch, JAX_BATCH_CHUNK)]
 
     @jax_funcify.register(SameConvolution)
@@ -98,7 +74,6 @@ def register_jax_implementations():
         factor = op.factor
 
         def mean_pool(x):
-            # Shapes are concrete while JAX traces, so this check runs once per shape.
             batch, channels, height, width = x.shape
             check_divisible(x.shape, factor)
             blocks = x.reshape(batch, channels, height // factor, factor, width // factor, factor)

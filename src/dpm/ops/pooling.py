@@ -2,9 +2,9 @@
 
 Each is a PyTensor Op whose gradient is the other one, rescaled: the gradient of mean
 pooling spreads each output gradient evenly over its ``factor x factor`` block, and the
-gradient of upsampling sums each block. ``perform`` computes with NumPy, which the C
-backend calls directly and the Numba backend runs in object mode.
-:mod:`dpm.ops.jax_implementations` adds the JAX implementations.
+gradient of upsampling sums each block. ``perform`` computes with NumPy for the C
+backend, and :mod:`dpm.ops.numba_implementations` and :mod:`dpm.ops.jax_implementations`
+add the Numba and JAX implementations.
 """
 
 import numbers
@@ -14,7 +14,6 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-from dpm.ops.jax_implementations import register_jax_if_imported
 
 
 def check_factor(factor):
@@ -58,6 +57,11 @@ class MeanPool(Op):
 
     Height and width must be multiples of ``factor``: the check runs when the graph is
     built if they are static, and when the compiled function runs otherwise.
+
+    Neither this Op nor :class:`Upsample` defines ``infer_shape``. PyTensor then takes
+    later shapes from the Op's output instead of computing ``height // factor``, and
+    its JAX backend needs that, because it cannot allocate arrays whose size is
+    computed from symbolic sizes.
     """
 
     __props__ = ("factor",)
@@ -68,7 +72,6 @@ class MeanPool(Op):
     def make_node(self, x):
         x = _image_tensor(x)
         check_divisible(x.type.shape, self.factor)
-        register_jax_if_imported()
         batch, channels, height, width = x.type.shape
         shape = (
             batch,
@@ -85,10 +88,6 @@ class MeanPool(Op):
         factor = self.factor
         blocks = x.reshape(batch, channels, height // factor, factor, width // factor, factor)
         output_storage[0][0] = blocks.mean(axis=(3, 5), dtype=x.dtype)
-
-    def infer_shape(self, fgraph, node, input_shapes):
-        batch, channels, height, width = input_shapes[0]
-        return [(batch, channels, height // self.factor, width // self.factor)]
 
     def pullback(self, inputs, outputs, output_gradients):
         (output_gradient,) = output_gradients
@@ -108,7 +107,6 @@ class Upsample(Op):
 
     def make_node(self, x):
         x = _image_tensor(x)
-        register_jax_if_imported()
         batch, channels, height, width = x.type.shape
         shape = (batch, channels, _scaled_size(height, self.factor), _scaled_size(width, self.factor))
         return Apply(self, [x], [pt.tensor(dtype=x.dtype, shape=shape)])
@@ -121,10 +119,6 @@ class Upsample(Op):
             x[:, :, :, None, :, None], (batch, channels, height, factor, width, factor)
         )
         output_storage[0][0] = blocks.reshape(batch, channels, height * factor, width * factor)
-
-    def infer_shape(self, fgraph, node, input_shapes):
-        batch, channels, height, width = input_shapes[0]
-        return [(batch, channels, height * self.factor, width * self.factor)]
 
     def pullback(self, inputs, outputs, output_gradients):
         (output_gradient,) = output_gradients

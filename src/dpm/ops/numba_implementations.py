@@ -1,0 +1,125 @@
+"""Numba implementations of dpm's convolution, pooling and upsampling Ops.
+
+Without them PyTensor's Numba backend would run each Op's NumPy ``perform`` in object
+mode. That works, but a graph with an object-mode node cannot go into PyTensor's Numba
+cache, so every new process would compile the whole graph again (17 s for the small
+network of tests/test_multiscale.py). These kernels are cached by Op type and
+properties. :mod:`dpm.ops.registration` calls :func:`register` when PyTensor imports
+its Numba dispatcher.
+"""
+
+_registered = []
+
+
+def register():
+    """Register the Numba implementations of every dpm Op with PyTensor. Safe to call twice."""
+    if _registered:
+        return
+    import numpy as np
+    from pytensor.link.numba.dispatch.basic import numba_njit, register_funcify_default_op_cache_key
+
+    from dpm.ops.convolution_op import SameConvolution, SameConvolutionWeightGradient
+    from dpm.ops.pooling import MeanPool, Upsample
+
+    @numba_njit
+    def fill_columns(image, kernel_size, columns):
+        # columns[(c * k + i) * k + j, h * width + w] = image[c, h + i - p, w + j - p],
+        # zero outside the image, as dpm.ops.convolution_op.im2col does for one example.
+        channels, height, width = image.shape
+        pad = kernel_size // 2
+        for c in range(channels):
+            for i in range(kernel_size):
+                for j in range(kernel_size):
+                    row = (c * kernel_size + i) * kernel_size + j
+                    for h in range(height):
+                        source_h = h + i - pad
+                        inside_h = 0 <= source_h < height
+                        for w in range(width):
+                            source_w = w + j - pad
+                            if inside_h and 0 <= source_w < width:
+                                columns[row, h * width + w] = image[c, source_h, source_w]
+                            else:
+                                columns[row, h * width + w] = 0
+
+    @register_funcify_default_op_cache_key(SameConvolution)
+    def numba_funcify_same_convolution(op, node, **kwargs):
+        @numba_njit
+        def same_convolution(x, weights):
+            batch, channels, height, width = x.shape
+            out_channels, weight_channels, kernel_size, _ = weights.shape
+            if weight_channels != channels:
+                raise ValueError("images and weights have different numbers of input channels")
+            matrix = np.ascontiguousarray(weights).reshape(out_channels, channels * kernel_size * kernel_size)
+            columns = np.empty((channels * kernel_size * kernel_size, height * width), dtype=x.dtype)
+            output = np.empty((batch, out_channels, height * width), dtype=x.dtype)
+            for n in range(batch):
+                fill_columns(x[n], kernel_size, columns)
+                output[n] = np.dot(matrix, columns)
+            return output.reshape(batch, out_channels, height, width)
+
+        return same_convolution
+
+    @register_funcify_default_op_cache_key(SameConvolutionWeightGradient)
+    def numba_funcify_weight_gradient(op, node, **kwargs):
+        kernel_size = op.kernel_size
+
+        @numba_njit
+        def same_convolution_weight_gradient(x, output_gradient):
+            batch, channels, height, width = x.shape
+            out_channels = output_gradient.shape[1]
+            if output_gradient.shape[0] != batch or output_gradient.shape[2] != height or output_gradient.shape[3] != width:
+                raise ValueError("output gradient and images differ in batch size, height or width")
+            columns = np.empty((channels * kernel_size * kernel_size, height * width), dtype=x.dtype)
+            gradient = np.zeros((out_channels, channels * kernel_size * kernel_size), dtype=x.dtype)
+            for n in range(batch):
+                fill_columns(x[n], kernel_size, columns)
+                example_gradient = np.ascontiguousarray(output_gradient[n]).reshape(out_channels, height * width)
+                gradient += np.dot(example_gradient, columns.T)
+            return gradient.reshape(out_channels, channels, kernel_size, kernel_size)
+
+        return same_convolution_weight_gradient
+
+    @register_funcify_default_op_cache_key(MeanPool)
+    def numba_funcify_mean_pool(op, node, **kwargs):
+        factor = op.factor
+        scale = 1.0 / (factor * factor)
+        message = (
+            f"mean_pool: image height or width is not a multiple of the pooling factor {factor}; "
+            f"crop or pad the images to a multiple of {factor}"
+        )
+
+        @numba_njit
+        def mean_pool(x):
+            batch, channels, height, width = x.shape
+            if height % factor != 0 or width % factor != 0:
+                raise ValueError(message)
+            output = np.zeros((batch, channels, height // factor, width // factor), dtype=x.dtype)
+            for n in range(batch):
+                for c in range(channels):
+                    for h in range(height):
+                        for w in range(width):
+                            output[n, c, h // factor, w // factor] += x[n, c, h, w]
+            # In place, so that the result keeps the input's dtype.
+            output *= scale
+            return output
+
+        return mean_pool
+
+    @register_funcify_default_op_cache_key(Upsample)
+    def numba_funcify_upsample(op, node, **kwargs):
+        factor = op.factor
+
+        @numba_njit
+        def upsample(x):
+            batch, channels, height, width = x.shape
+            output = np.empty((batch, channels, height * factor, width * factor), dtype=x.dtype)
+            for n in range(batch):
+                for c in range(channels):
+                    for h in range(height * factor):
+                        for w in range(width * factor):
+                            output[n, c, h, w] = x[n, c, h // factor, w // factor]
+            return output
+
+        return upsample
+
+    _registered.append(True)
