@@ -10,6 +10,7 @@ from dpm.bricks.activations import (
     Tanh,
 )
 from dpm.bricks.base import Brick
+from dpm.bricks.convolutional import Convolutional, PixelDense
 from dpm.bricks.initialization import (
     Constant,
     InitializationScheme,
@@ -19,6 +20,7 @@ from dpm.bricks.initialization import (
 )
 from dpm.bricks.linear import Linear
 from dpm.bricks.mlp import MLP
+from dpm.bricks.multiscale import MultiLayerConvolution, MultiScaleConvolution
 from dpm.bricks.rbf import NormalizedRBF
 from dpm.bricks.readout import PerStepReadout
 from dpm.bricks.roles import (
@@ -31,6 +33,7 @@ from dpm.bricks.roles import (
     add_role,
     has_role,
 )
+from dpm.bricks.temporal import TemporalBasis, bump_basis
 
 __all__ = [
     "BIAS",
@@ -42,20 +45,26 @@ __all__ = [
     "Activation",
     "Brick",
     "Constant",
+    "Convolutional",
     "Identity",
     "InitializationScheme",
     "IsotropicGaussian",
     "LeakyRectifier",
     "Linear",
     "Logistic",
+    "MultiLayerConvolution",
+    "MultiScaleConvolution",
     "NormalizedRBF",
     "Orthogonal",
     "ParameterRole",
     "PerStepReadout",
+    "PixelDense",
     "Rectifier",
     "Softplus",
     "Tanh",
+    "TemporalBasis",
     "Uniform",
     "add_role",
+    "bump_basis",
     "has_role",
 ]
