@@ -22,3 +22,20 @@ def c_backend():
     from dpm import backend
 
     backend.configure("c", "float32")
+
+
+@pytest.fixture(scope="module")
+def float64_mode():
+    """Build and compile a module's graphs on the C backend in float64, then restore the settings.
+
+    Test modules that define their own ``float64_mode`` fixture override this one.
+    """
+    import pytensor
+
+    from dpm import backend
+
+    previous_backend = backend.current_backend()
+    previous_floatx = pytensor.config.floatX
+    backend.configure("c", "float64")
+    yield
+    backend.configure(previous_backend, previous_floatx)

@@ -50,7 +50,7 @@ class PerStepReadout(Brick):
         """Biases, shape ``(n_steps, output_dim)``."""
         return self.get_parameter("b")
 
-    def apply(self, h, step):
+    def apply(self, h, step, n_groups=None):
         """Map each example ``h[i]`` with the readout of its step ``step[i]``.
 
         Parameters
@@ -60,6 +60,11 @@ class PerStepReadout(Brick):
         step : TensorVariable
             Integer steps, shape ``(batch,)`` for one step per example, or a scalar for
             the same step for the whole batch.
+        n_groups : int, optional
+            Promise that the batch is ``n_groups`` equal contiguous blocks, each with one
+            step. Each block is then one matrix product with its step's weights, and the
+            gradient with respect to ``W`` has ``n_groups`` non-zero rows instead of one
+            (input_dim, output_dim) outer product per example. The promise is not checked.
 
         Returns
         -------
@@ -85,6 +90,15 @@ class PerStepReadout(Brick):
 
         if step.ndim == 0:
             return pt.dot(h, self.W[step]) + self.b[step]
+
+        if n_groups is not None:
+            n_groups = int(n_groups)
+            # Reshapes with constant sizes keep the graph traceable by JAX. One 2-D product
+            # per block, because batched 3-D products run as a Python loop on the C backend.
+            blocks = h.reshape((n_groups, -1, self.input_dim))
+            weights = self.W[step.reshape((n_groups, -1))[:, 0]]
+            output = pt.concatenate([pt.dot(blocks[g], weights[g]) for g in range(n_groups)])
+            return output + self.b[step]
 
         # Gathering gives (batch, input_dim, output_dim), and the elementwise product
         # summed over input_dim is a batched matrix-vector product.

@@ -26,23 +26,29 @@ class DiffusionModel(Brick):
         """Return what the diffusion process's ``reverse`` takes, for ``t`` in ``2..T``."""
         raise NotImplementedError
 
-    def reverse(self, xt, t):
+    def reverse(self, xt, t, t_groups=None):
         """Return the parameters of ``p(x(t-1) | xt)`` for ``t`` in ``2..T``.
 
         A pair ``(mean, log variance)`` for Gaussian diffusion, the logit of the rate for
-        binomial diffusion.
+        binomial diffusion. ``t_groups`` promises that the batch is that many equal
+        contiguous blocks with one ``t`` each, which a network with per-step readouts uses
+        to compute faster; other networks ignore it.
         """
-        return self.diffusion.reverse(xt, t, self.network_output(xt, t))
+        if t_groups is None:
+            output = self.network_output(xt, t)
+        else:
+            output = self.network_output(xt, t, t_groups=t_groups)
+        return self.diffusion.reverse(xt, t, output)
 
-    def kl_divergence(self, x0, t, noise):
+    def kl_divergence(self, x0, t, noise, t_groups=None):
         """Return the KL term of step ``t`` in nats per example, with ``xt`` drawn from ``noise``."""
         xt = self.diffusion.forward_sample(x0, t, noise)
-        reverse = self.reverse(xt, t)
+        reverse = self.reverse(xt, t, t_groups)
         if not isinstance(reverse, tuple):
             reverse = (reverse,)
         return self.diffusion.kl_divergence(x0, xt, t, *reverse)
 
-    def bound_estimate(self, x0, t, noise):
+    def bound_estimate(self, x0, t, noise, t_groups=None):
         """Return K's named terms in bits per example, the KL sum estimated from one ``t`` each.
 
         With ``t`` uniform on ``2..T``, ``(T - 1) KL_t`` is an unbiased estimate of the sum of
@@ -53,7 +59,7 @@ class DiffusionModel(Brick):
         The reference code multiplies by ``T`` instead, which understates K by one KL term on
         average; this package uses ``T - 1``.
         """
-        kl = self.kl_divergence(x0, t, noise)
+        kl = self.kl_divergence(x0, t, noise, t_groups)
         return self.diffusion.bound_terms((self.trajectory_length - 1) * kl, x0)
 
     def cost(self, x0, t, noise):

@@ -53,5 +53,5 @@ class HeartbeatModel(BinomialDiffusionModel):
         self.add_child(self.mlp)
         self.add_child(self.readout)
 
-    def network_output(self, xt, t):
-        return self.readout.apply(self.mlp.apply(xt), t - 2)
+    def network_output(self, xt, t, t_groups=None):
+        return self.readout.apply(self.mlp.apply(xt), t - 2, n_groups=t_groups)

@@ -51,16 +51,26 @@ def build_diffusion_training(model, features, settings, seed):
     batch_seed, draw_seed = np.random.SeedSequence(seed).spawn(2)
     draws = DiffusionInputs(model.trajectory_length, model.n_dims, draw_seed,
                             draw_noise=model.diffusion.draw_noise,
-                            t_sampling=settings.get("t_sampling", "uniform"))
+                            t_sampling=settings.get("t_sampling", "uniform"),
+                            t_groups=settings.get("t_groups"))
     scheme = ShuffledScheme(len(features), settings["batch_size"], batch_seed)
     stream = DataStream(ArrayDataset(features=features), scheme)
 
     x0 = pt.matrix("x0", dtype=floatX)
     t = pt.ivector("t")
     noise = pt.matrix("noise", dtype=floatX)
-    terms = model.bound_estimate(x0, t, noise)
+    t_groups = settings.get("t_groups")
+    if t_groups is None:
+        terms = model.bound_estimate(x0, t, noise)
+    else:
+        # Every training batch is full, and a fixed batch shape lets JAX trace the reshapes
+        # of grouped readouts.
+        shape = (settings["batch_size"], model.n_dims)
+        terms = model.bound_estimate(pt.specify_shape(x0, shape), t,
+                                     pt.specify_shape(noise, shape), t_groups=t_groups)
     monitored = {"K": pt.mean(terms["K"]), "K_minus_L_null": pt.mean(terms["K_minus_L_null"])}
-    step_rule = build_step_rule(settings["step_rule"], settings["learning_rate"])
+    step_rule = build_step_rule(settings["step_rule"], settings["learning_rate"],
+                                lazy=settings.get("lazy", False))
     algorithm = GradientDescent(
         -monitored["K"], model.all_parameters, step_rule, [x0, t, noise], monitored,
         prepare_inputs=lambda batch: (batch["features"], *draws(len(batch["features"]))),
@@ -79,10 +89,12 @@ def train_diffusion_model(model, features, settings, seed, checkpoint_path=None,
     features : ndarray (N, D)
     settings : dict
         ``step_rule``, ``learning_rate``, ``final_learning_rate``, ``batch_size`` and
-        ``n_epochs``; an epoch is one pass over ``features``. ``t_sampling`` (optional,
-        'uniform' by default) sets how each batch's time steps are drawn
-        (:func:`dpm.diffusion.draws.draw_t`). ``learning_rate_schedule`` (optional) picks
-        the decay, see :func:`dpm.training.schedules.build_schedule`.
+        ``n_epochs``; an epoch is one pass over ``features``. Optional: ``t_sampling``
+        ('uniform' by default) and ``t_groups`` (None by default), how each batch's time
+        steps are drawn (:func:`dpm.diffusion.draws.draw_t`), and ``lazy`` (False by
+        default), whether the step rule updates only the rows of a per-step readout that
+        the batch used. ``learning_rate_schedule`` (optional) picks the decay, see
+        :func:`dpm.training.schedules.build_schedule`.
     seed : int
         Seeds the minibatch order and the draws of ``t`` and noise, independently.
     checkpoint_path : path-like, optional

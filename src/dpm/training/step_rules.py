@@ -8,6 +8,10 @@ so that checkpoints can save and restore them.
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
+from pytensor.tensor.basic import NotScalarConstantError, get_underlying_scalar_constant_value
+from pytensor.tensor.subtensor import AdvancedIncSubtensor, AdvancedIncSubtensor1
+
+_ADVANCED_INC = (AdvancedIncSubtensor, AdvancedIncSubtensor1)
 
 
 def _shared_like(parameter, suffix):
@@ -17,6 +21,52 @@ def _shared_like(parameter, suffix):
 
 def _scalar(value, name):
     return pytensor.shared(np.asarray(value, dtype=pytensor.config.floatX), name=name)
+
+
+def touched_rows(gradient):
+    """Return the row indexes of a gradient that is zero outside them, or None.
+
+    The gradient of ``W[indexes]`` with respect to ``W`` is built by adding rows into zeros.
+    A per-step readout's weights have that gradient, and only the rows of the batch's time
+    steps are non-zero.
+    """
+    node = gradient.owner
+    if node is None or not isinstance(node.op, _ADVANCED_INC) or node.op.set_instead_of_inc:
+        return None
+    base, _, *indexes = node.inputs
+    if len(indexes) != 1 or indexes[0].ndim != 1:
+        return None
+    try:
+        if get_underlying_scalar_constant_value(base) != 0:
+            return None
+    except NotScalarConstantError:
+        return None
+    return indexes[0]
+
+
+class _RowUpdates:
+    """Updates of a parameter and its state, either whole or only at the touched rows.
+
+    With ``indexes`` None every value is used whole. Otherwise :meth:`take` gathers the rows
+    and :meth:`put` writes new rows back, so the update costs as much as the rows touched,
+    not the whole parameter. A row that appears twice in ``indexes`` gets the same new value
+    both times, because the gradient already sums the batch's contributions to it.
+    """
+
+    def __init__(self, indexes):
+        self.indexes = indexes
+
+    def take(self, value):
+        return value if self.indexes is None else value[self.indexes]
+
+    def put(self, variable, new_rows):
+        if self.indexes is None:
+            return new_rows
+        return pt.set_subtensor(variable[self.indexes], new_rows)
+
+
+def _row_updates(gradient, lazy):
+    return _RowUpdates(touched_rows(gradient) if lazy else None)
 
 
 class RMSProp:
@@ -33,12 +83,19 @@ class RMSProp:
         0.9, the Blocks default the reference code kept.
     max_scaling : float
         1e10 in the reference code; bounds the step when ``ms`` is tiny.
+    lazy : bool, default False
+        Update a parameter whose gradient is non-zero only in some rows (see
+        :func:`touched_rows`) and its state at those rows alone, as the lazy and sparse
+        variants of Adam in TensorFlow Addons and PyTorch do. The state of untouched rows then
+        does not decay. It makes a step with per-step readouts for thousands of time steps cost
+        as much as the rows in the batch.
     """
 
-    def __init__(self, learning_rate=1e-3, decay_rate=0.9, max_scaling=1e10):
+    def __init__(self, learning_rate=1e-3, decay_rate=0.9, max_scaling=1e10, lazy=False):
         self.learning_rate = _scalar(learning_rate, "step_rule.learning_rate")
         self.decay_rate = decay_rate
         self.max_scaling = max_scaling
+        self.lazy = lazy
         self.state = [self.learning_rate]
 
     def updates(self, parameters, gradients):
@@ -46,10 +103,14 @@ class RMSProp:
         for parameter, gradient in zip(parameters, gradients):
             mean_square = _shared_like(parameter, "mean_square")
             self.state.append(mean_square)
-            new_mean_square = self.decay_rate * mean_square + (1 - self.decay_rate) * pt.sqr(gradient)
+            rows = _row_updates(gradient, self.lazy)
+            gradient = rows.take(gradient)
+            new_mean_square = (self.decay_rate * rows.take(mean_square)
+                               + (1 - self.decay_rate) * pt.sqr(gradient))
             rms = pt.maximum(pt.sqrt(new_mean_square), 1.0 / self.max_scaling)
-            updates.append((mean_square, new_mean_square))
-            updates.append((parameter, parameter - self.learning_rate * gradient / rms))
+            new_parameter = rows.take(parameter) - self.learning_rate * gradient / rms
+            updates.append((mean_square, rows.put(mean_square, new_mean_square)))
+            updates.append((parameter, rows.put(parameter, new_parameter)))
         return updates
 
 
@@ -60,11 +121,15 @@ class Adam:
     ----------
     learning_rate, beta1, beta2, epsilon : float
         The published defaults except the learning rate, which the configuration sets.
+    lazy : bool, default False
+        Update rows of a row-sparse gradient alone, as :class:`RMSProp` describes. The bias
+        correction still counts every step.
     """
 
-    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8):
+    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, lazy=False):
         self.learning_rate = _scalar(learning_rate, "step_rule.learning_rate")
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
+        self.lazy = lazy
         self.time = _scalar(0.0, "step_rule.time")
         self.state = [self.learning_rate, self.time]
 
@@ -76,10 +141,14 @@ class Adam:
             first = _shared_like(parameter, "adam_m")
             second = _shared_like(parameter, "adam_v")
             self.state += [first, second]
-            new_first = self.beta1 * first + (1 - self.beta1) * gradient
-            new_second = self.beta2 * second + (1 - self.beta2) * pt.sqr(gradient)
+            rows = _row_updates(gradient, self.lazy)
+            gradient = rows.take(gradient)
+            new_first = self.beta1 * rows.take(first) + (1 - self.beta1) * gradient
+            new_second = self.beta2 * rows.take(second) + (1 - self.beta2) * pt.sqr(gradient)
             step = self.learning_rate * correction * new_first / (pt.sqrt(new_second) + self.epsilon)
-            updates += [(first, new_first), (second, new_second), (parameter, parameter - step)]
+            updates += [(first, rows.put(first, new_first)),
+                        (second, rows.put(second, new_second)),
+                        (parameter, rows.put(parameter, rows.take(parameter) - step))]
         return updates
 
 
@@ -102,16 +171,31 @@ class RemoveNotFinite:
         return self.rule.state
 
     def updates(self, parameters, gradients):
-        squares = [pt.sum(pt.sqr(gradient)) for gradient in gradients]
+        # A row-sparse gradient is finite exactly when the rows added into its zeros are.
+        squares = [pt.sum(pt.sqr(gradient if touched_rows(gradient) is None
+                                 else gradient.owner.inputs[1])) for gradient in gradients]
         self.finite = pt.isfinite(pt.sum(pt.stack(squares)))
         inner = self.rule.updates(parameters, gradients)
-        return [(variable, pt.switch(self.finite, new, variable)) for variable, new in inner]
+        return [(variable, self._keep_unless_finite(variable, new)) for variable, new in inner]
+
+    def _keep_unless_finite(self, variable, new):
+        node = new.owner
+        if (node is not None and isinstance(node.op, _ADVANCED_INC) and node.op.set_instead_of_inc
+                and node.inputs[0] is variable):
+            # A lazy update writes rows only, so the choice is made on those rows alone.
+            _, rows, *indexes = node.inputs
+            old_rows = variable[tuple(indexes)] if len(indexes) > 1 else variable[indexes[0]]
+            return pt.set_subtensor(old_rows, pt.switch(self.finite, rows, old_rows))
+        return pt.switch(self.finite, new, variable)
 
 
-def build_step_rule(name, learning_rate, remove_not_finite=True):
-    """Build ``'rmsprop'`` or ``'adam'`` by configuration name, wrapped in :class:`RemoveNotFinite`."""
+def build_step_rule(name, learning_rate, remove_not_finite=True, lazy=False):
+    """Build ``'rmsprop'`` or ``'adam'`` by configuration name, wrapped in :class:`RemoveNotFinite`.
+
+    ``lazy`` selects row-wise updates of row-sparse gradients (see :class:`RMSProp`).
+    """
     rules = {"rmsprop": RMSProp, "adam": Adam}
     if name not in rules:
         raise ValueError(f"unknown step rule {name!r}; choose one of {sorted(rules)}")
-    rule = rules[name](learning_rate=learning_rate)
+    rule = rules[name](learning_rate=learning_rate, lazy=lazy)
     return RemoveNotFinite(rule) if remove_not_finite else rule
