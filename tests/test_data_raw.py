@@ -265,6 +265,17 @@ def test_download_false_fetches_nothing(tmp_path, data_home):
     assert not (data_home / "raw" / "toy").exists()
 
 
+def test_offline_variable_fetches_nothing(tmp_path, data_home, monkeypatch):
+    source = tmp_path / "toy.bin"
+    source.write_bytes(CONTENT)
+    monkeypatch.setenv("DPM_OFFLINE", "1")
+
+    with pytest.raises(RawFilesNotFoundError, match="Downloading was turned off"):
+        find_or_download(spec_for("toy.bin", urls=(source.as_uri(),)))
+
+    assert not (data_home / "raw" / "toy").exists()
+
+
 def test_file_without_url_shows_hint(data_home):
     spec = RawDataSpec(
         "toy",

@@ -27,6 +27,8 @@ logger = logging.getLogger(__name__)
 
 #: Environment variable with extra folders of raw files, separated by ``os.pathsep``.
 RAW_DATA_VARIABLE = "DPM_RAW_DATA"
+#: Environment variable that turns downloads off, for machines without network access.
+OFFLINE_VARIABLE = "DPM_OFFLINE"
 #: Seconds that a download waits to connect or for the next block of data.
 DOWNLOAD_TIMEOUT = 60
 #: Bytes read at a time when hashing or downloading a file.
@@ -247,7 +249,8 @@ def find_or_download(spec, from_dir=None, download=True):
     from_dir : str or os.PathLike, optional
         Folder searched first, for example the ``--from`` option of ``dpm data prepare``.
     download : bool, default True
-        Download missing files. If false, a missing file raises at once.
+        Download missing files. If false, or if the environment variable ``DPM_OFFLINE``
+        is set to a non-empty value, a missing file raises at once.
 
     Returns
     -------
@@ -271,6 +274,7 @@ def find_or_download(spec, from_dir=None, download=True):
             f"pass the folder that contains the files of {spec.name}"
         )
     folders = raw_search_path(spec.name, from_dir)
+    download = download and not os.environ.get(OFFLINE_VARIABLE)
 
     found = {}
     missing = []
