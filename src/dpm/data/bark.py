@@ -18,7 +18,6 @@ third-party download scripts name the folders of the database's zip files).
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from dpm.data.generated import validate_count
 from dpm.data.hdf5 import write_dataset
 from dpm.data.paths import data_dir
 from dpm.data.pixel_statistics import statistics_attrs
+from dpm.data.raw import download_dir, raw_search_path
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +37,6 @@ IMAGES_PER_CLASS = 40
 #: Training images per class: the first 32 by number, and the last 8 are the test split.
 #: The split is our choice.
 TRAIN_PER_CLASS = 32
-#: Environment variable with folders (os.pathsep-separated) searched for raw files.
-RAW_DATA_VARIABLE = "DPM_RAW_DATA"
 #: Instructions for getting the database, appended to the message of a missing file.
 SOURCE_HINT = (
     "Download the UIUC texture database (T01-T05.zip contains these classes) from the "
@@ -72,23 +70,17 @@ def default_path():
 
 
 def default_raw_folder():
-    """Return ``data_dir() / 'raw' / 'bark'``, the first folder searched for the JPEG files."""
-    return data_dir() / "raw" / "bark"
+    """Return ``data_dir() / 'raw' / 'bark'``, the last folder searched for the JPEG files."""
+    return download_dir("bark")
 
 
 def search_folders(from_dir=None):
     """Return the folders to search for the JPEG files, in order.
 
-    ``from_dir`` alone when given. Otherwise :func:`default_raw_folder`, then each
-    non-empty entry of the ``DPM_RAW_DATA`` environment variable (os.pathsep-separated).
+    The order of every raw data set (:func:`dpm.data.raw.raw_search_path`): ``from_dir``,
+    each folder of the ``DPM_RAW_DATA`` environment variable, then :func:`default_raw_folder`.
     """
-    if from_dir is not None:
-        return [Path(from_dir).expanduser()]
-    folders = [default_raw_folder()]
-    for entry in os.environ.get(RAW_DATA_VARIABLE, "").split(os.pathsep):
-        if entry:
-            folders.append(Path(entry).expanduser())
-    return folders
+    return raw_search_path("bark", from_dir)
 
 
 def file_names(classes=CLASSES, images_per_class=IMAGES_PER_CLASS):
