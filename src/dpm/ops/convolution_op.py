@@ -1,10 +1,13 @@
 """PyTensor Ops for 2-D 'same' convolution and its weight gradient, computed with NumPy.
 
 Both Ops take images in NCHW layout, ``(batch, channels, height, width)``. Their
-``perform`` methods, which the C backend calls, build the im2col matrix with NumPy and
-do one matrix product per chunk of the batch. :mod:`dpm.ops.numba_implementations` and
-:mod:`dpm.ops.jax_implementations` give them Numba kernels (im2col and a matrix
-product per example) and JAX implementations (``jax.lax.conv_general_dilated``).
+``perform`` methods, which the C backend calls, build the im2col matrix of a chunk of
+examples with NumPy and do one matrix product per chunk. One large product is faster
+than one per example, most of all when other jobs compete for the cores and OpenBLAS's
+threads wait on each other (docs/benchmarks.md, "Convolution").
+:mod:`dpm.ops.numba_implementations` and :mod:`dpm.ops.jax_implementations` give both
+Ops Numba kernels that work the same way and JAX implementations built on
+``jax.lax.conv_general_dilated``.
 """
 
 import numpy as np
@@ -12,10 +15,9 @@ import pytensor.tensor as pt
 from pytensor.graph.basic import Apply
 from pytensor.graph.op import Op
 
-
-#: Examples per im2col matrix in ``perform``. A chunk of 32 examples with 20 channels, a
-#: 3x3 kernel and 28x28 images makes an 18 MB matrix in float32, so memory stays bounded
-#: at any batch size.
+#: Examples per im2col matrix. A chunk of 32 examples with 20 channels, a 3x3 kernel
+#: and 28x28 images makes an 18 MB matrix in float32, so memory stays bounded at any
+#: batch size.
 NUMPY_BATCH_CHUNK = 32
 
 
@@ -44,18 +46,18 @@ def im2col(x, kernel_size):
     Returns
     -------
     numpy.ndarray
-        Shape ``(batch, channels * k * k, height * width)``. Row ``c * k * k + i * k + j``
-        contains ``x[:, c, h + i - k // 2, w + j - k // 2]`` at column ``h * width + w``, and
-        zero where that pixel lies outside the image.
+        Shape ``(channels * k * k, batch * height * width)``. Row ``c * k * k + i * k + j``
+        contains ``x[n, c, h + i - k // 2, w + j - k // 2]`` at column
+        ``(n * height + h) * width + w``, and zero where that pixel lies outside the image.
     """
     batch, channels, height, width = x.shape
     pad = kernel_size // 2
     padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
-    columns = np.empty((batch, channels, kernel_size, kernel_size, height, width), x.dtype)
+    columns = np.empty((channels, kernel_size, kernel_size, batch, height, width), x.dtype)
     for i in range(kernel_size):
         for j in range(kernel_size):
-            columns[:, :, i, j] = padded[:, :, i:i + height, j:j + width]
-    return columns.reshape(batch, channels * kernel_size * kernel_size, height * width)
+            columns[:, i, j] = padded[:, :, i:i + height, j:j + width].transpose(1, 0, 2, 3)
+    return columns.reshape(channels * kernel_size * kernel_size, batch * height * width)
 
 
 def convolve_same(x, weights):
@@ -69,11 +71,13 @@ def convolve_same(x, weights):
     out_channels, in_channels, kernel_size, _ = weights.shape
     _check_channels(channels, in_channels)
     matrix = weights.reshape(out_channels, in_channels * kernel_size * kernel_size)
-    output = np.empty((batch, out_channels, height * width), dtype=x.dtype)
+    output = np.empty((batch, out_channels, height, width), dtype=x.dtype)
     for start in range(0, batch, NUMPY_BATCH_CHUNK):
-        stop = start + NUMPY_BATCH_CHUNK
-        np.matmul(matrix, im2col(x[start:stop], kernel_size), out=output[start:stop])
-    return output.reshape(batch, out_channels, height, width)
+        chunk = x[start:start + NUMPY_BATCH_CHUNK]
+        product = matrix @ im2col(chunk, kernel_size)
+        product = product.reshape(out_channels, len(chunk), height, width)
+        output[start:start + len(chunk)] = product.transpose(1, 0, 2, 3)
+    return output
 
 
 def convolve_same_weight_gradient(x, output_gradient, kernel_size):
@@ -93,8 +97,9 @@ def convolve_same_weight_gradient(x, output_gradient, kernel_size):
     for start in range(0, batch, NUMPY_BATCH_CHUNK):
         stop = start + NUMPY_BATCH_CHUNK
         columns = im2col(x[start:stop], kernel_size)
-        chunk_gradient = output_gradient[start:stop].reshape(-1, out_channels, height * width)
-        gradient += np.matmul(chunk_gradient, columns.transpose(0, 2, 1)).sum(axis=0)
+        # Columns of the output gradient in the order of im2col's: example, row, column.
+        chunk_gradient = output_gradient[start:stop].transpose(1, 0, 2, 3).reshape(out_channels, -1)
+        gradient += chunk_gradient @ columns.T
     return gradient.reshape(out_channels, channels, kernel_size, kernel_size)
 
 

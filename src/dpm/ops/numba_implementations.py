@@ -3,10 +3,17 @@
 Without them PyTensor's Numba backend would run each Op's NumPy ``perform`` in object
 mode. That works, but a graph with an object-mode node cannot go into PyTensor's Numba
 cache, so every new process would compile the whole graph again (17 s for the small
-network of tests/test_multiscale.py). These kernels are cached by Op type and
-properties. :mod:`dpm.ops.registration` calls :func:`register` when PyTensor imports
-its Numba dispatcher.
+network of tests/test_multiscale.py, against 0.5 s from the cache). These kernels are
+cached by Op type and properties. :mod:`dpm.ops.registration` calls :func:`register`
+when PyTensor imports its Numba dispatcher.
 """
+
+#: Salt of the cache keys. PyTensor keys its Numba cache on the Op's type and
+#: properties only, so a changed kernel would still load the old compiled code from
+#: the cache: increase this number whenever a kernel here changes.
+KERNEL_VERSION = 2
+#: Examples per im2col matrix, as ``NUMPY_BATCH_CHUNK`` in dpm.ops.convolution_op.
+NUMBA_BATCH_CHUNK = 32
 
 _registered = []
 
@@ -21,25 +28,31 @@ def register():
     from dpm.ops.convolution_op import SameConvolution, SameConvolutionWeightGradient
     from dpm.ops.pooling import MeanPool, Upsample
 
+    chunk_size = NUMBA_BATCH_CHUNK
+
     @numba_njit
-    def fill_columns(image, kernel_size, columns):
-        # columns[(c * k + i) * k + j, h * width + w] = image[c, h + i - p, w + j - p],
-        # zero outside the image, as dpm.ops.convolution_op.im2col does for one example.
-        channels, height, width = image.shape
+    def im2col(images, kernel_size):
+        # The layout of dpm.ops.convolution_op.im2col: row (c * k + i) * k + j, column
+        # (n * height + h) * width + w, zero outside the image.
+        count, channels, height, width = images.shape
         pad = kernel_size // 2
+        columns = np.empty((channels * kernel_size * kernel_size, count * height * width), dtype=images.dtype)
         for c in range(channels):
             for i in range(kernel_size):
                 for j in range(kernel_size):
                     row = (c * kernel_size + i) * kernel_size + j
-                    for h in range(height):
-                        source_h = h + i - pad
-                        inside_h = 0 <= source_h < height
-                        for w in range(width):
-                            source_w = w + j - pad
-                            if inside_h and 0 <= source_w < width:
-                                columns[row, h * width + w] = image[c, source_h, source_w]
-                            else:
-                                columns[row, h * width + w] = 0
+                    for n in range(count):
+                        for h in range(height):
+                            source_h = h + i - pad
+                            inside_h = 0 <= source_h < height
+                            first_column = (n * height + h) * width
+                            for w in range(width):
+                                source_w = w + j - pad
+                                if inside_h and 0 <= source_w < width:
+                                    columns[row, first_column + w] = images[n, c, source_h, source_w]
+                                else:
+                                    columns[row, first_column + w] = 0
+        return columns
 
     @register_funcify_default_op_cache_key(SameConvolution)
     def numba_funcify_same_convolution(op, node, **kwargs):
@@ -50,14 +63,17 @@ def register():
             if weight_channels != channels:
                 raise ValueError("images and weights have different numbers of input channels")
             matrix = np.ascontiguousarray(weights).reshape(out_channels, channels * kernel_size * kernel_size)
-            columns = np.empty((channels * kernel_size * kernel_size, height * width), dtype=x.dtype)
-            output = np.empty((batch, out_channels, height * width), dtype=x.dtype)
-            for n in range(batch):
-                fill_columns(x[n], kernel_size, columns)
-                output[n] = np.dot(matrix, columns)
-            return output.reshape(batch, out_channels, height, width)
+            pixels = height * width
+            output = np.empty((batch, out_channels, height, width), dtype=x.dtype)
+            for start in range(0, batch, chunk_size):
+                stop = min(start + chunk_size, batch)
+                product = np.dot(matrix, im2col(x[start:stop], kernel_size))
+                for n in range(stop - start):
+                    for o in range(out_channels):
+                        output[start + n, o] = product[o, n * pixels:(n + 1) * pixels].reshape(height, width)
+            return output
 
-        return same_convolution
+        return same_convolution, KERNEL_VERSION
 
     @register_funcify_default_op_cache_key(SameConvolutionWeightGradient)
     def numba_funcify_weight_gradient(op, node, **kwargs):
@@ -67,17 +83,27 @@ def register():
         def same_convolution_weight_gradient(x, output_gradient):
             batch, channels, height, width = x.shape
             out_channels = output_gradient.shape[1]
-            if output_gradient.shape[0] != batch or output_gradient.shape[2] != height or output_gradient.shape[3] != width:
+            if (
+                output_gradient.shape[0] != batch
+                or output_gradient.shape[2] != height
+                or output_gradient.shape[3] != width
+            ):
                 raise ValueError("output gradient and images differ in batch size, height or width")
-            columns = np.empty((channels * kernel_size * kernel_size, height * width), dtype=x.dtype)
+            pixels = height * width
             gradient = np.zeros((out_channels, channels * kernel_size * kernel_size), dtype=x.dtype)
-            for n in range(batch):
-                fill_columns(x[n], kernel_size, columns)
-                example_gradient = np.ascontiguousarray(output_gradient[n]).reshape(out_channels, height * width)
-                gradient += np.dot(example_gradient, columns.T)
+            for start in range(0, batch, chunk_size):
+                stop = min(start + chunk_size, batch)
+                # Columns in the order of im2col's: example, row, column.
+                chunk_gradient = np.empty((out_channels, (stop - start) * pixels), dtype=x.dtype)
+                for n in range(stop - start):
+                    for o in range(out_channels):
+                        for h in range(height):
+                            for w in range(width):
+                                chunk_gradient[o, n * pixels + h * width + w] = output_gradient[start + n, o, h, w]
+                gradient += np.dot(chunk_gradient, im2col(x[start:stop], kernel_size).T)
             return gradient.reshape(out_channels, channels, kernel_size, kernel_size)
 
-        return same_convolution_weight_gradient
+        return same_convolution_weight_gradient, KERNEL_VERSION
 
     @register_funcify_default_op_cache_key(MeanPool)
     def numba_funcify_mean_pool(op, node, **kwargs):
@@ -103,7 +129,7 @@ def register():
             output *= scale
             return output
 
-        return mean_pool
+        return mean_pool, KERNEL_VERSION
 
     @register_funcify_default_op_cache_key(Upsample)
     def numba_funcify_upsample(op, node, **kwargs):
@@ -120,6 +146,6 @@ def register():
                             output[n, c, h, w] = x[n, c, h // factor, w // factor]
             return output
 
-        return upsample
+        return upsample, KERNEL_VERSION
 
     _registered.append(True)
