@@ -11,10 +11,16 @@ bits, and draws samples beside the binomial noise they started from, as in Figur
 """
 
 import logging
+import os
 import sys
 from pathlib import Path
 
-import numpy as np
+# The network's matrices are at most 1000 x 50, too small for OpenBLAS's threads to help. When
+# the cores are busy, those threads spin and made a training step 10-20 times slower in our
+# runs (docs/benchmarks.md). OpenBLAS reads the variable when NumPy loads it.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
@@ -30,7 +36,8 @@ DEFAULTS = {
     },
     "training": {
         "step_rule": "adam", "learning_rate": 3e-3, "final_learning_rate": 1e-4,
-        "batch_size": 1000, "n_epochs": 1500, "seed": 1,
+        "batch_size": 1000, "n_epochs": 7500, "t_sampling": "stratified", "t_groups": 50,
+        "lazy": True, "row_scale": 10.0, "seed": 1,
     },
     "evaluation": {"n_points": 4000, "n_samples": 1000, "n_figure_rows": 30, "seed": 2},
 }
@@ -54,8 +61,18 @@ def check_config(config, where):
         "training.step_rule": one_of("adam", "rmsprop"),
         "training.learning_rate": (positive, "a positive number"),
         "training.final_learning_rate": (positive, "a positive number"),
+        "training.t_sampling": one_of("uniform", "stratified"),
+        "training.t_groups": whole,
+        "training.lazy": (lambda value: isinstance(value, bool), "true or false"),
+        "training.row_scale": (positive, "a positive number"),
     })
     check_values(config, rules, where)
+    training = config["training"]
+    if training["batch_size"] % training["t_groups"]:
+        raise ConfigError(
+            f"{where}: [training] t_groups = {training['t_groups']} does not divide "
+            f"batch_size = {training['batch_size']}; choose a divisor"
+        )
     evaluation = config["evaluation"]
     if evaluation["n_figure_rows"] > evaluation["n_samples"]:
         raise ConfigError(
@@ -110,7 +127,8 @@ def run(config, checkpoint_path=None):
     training = config["training"]
     model.initialize(np.random.default_rng(training["seed"]))
     settings = {key: training[key] for key in
-                ("step_rule", "learning_rate", "final_learning_rate", "batch_size", "n_epochs")}
+                ("step_rule", "learning_rate", "final_learning_rate", "batch_size", "n_epochs",
+                 "t_sampling", "t_groups", "lazy", "row_scale")}
     log = train_diffusion_model(model, train_x, settings, seed=training["seed"],
                                 checkpoint_path=checkpoint_path)
 

@@ -70,7 +70,8 @@ def build_diffusion_training(model, features, settings, seed):
                                      pt.specify_shape(noise, shape), t_groups=t_groups)
     monitored = {"K": pt.mean(terms["K"]), "K_minus_L_null": pt.mean(terms["K_minus_L_null"])}
     step_rule = build_step_rule(settings["step_rule"], settings["learning_rate"],
-                                lazy=settings.get("lazy", False))
+                                lazy=settings.get("lazy", False),
+                                row_scale=settings.get("row_scale", 1.0))
     algorithm = GradientDescent(
         -monitored["K"], model.all_parameters, step_rule, [x0, t, noise], monitored,
         prepare_inputs=lambda batch: (batch["features"], *draws(len(batch["features"]))),

@@ -124,12 +124,18 @@ class Adam:
     lazy : bool, default False
         Update rows of a row-sparse gradient alone, as :class:`RMSProp` describes. The bias
         correction still counts every step.
+    row_scale : float, default 1
+        Factor on the learning rate of rows updated lazily. A row that a batch touches
+        rarely moves once per touch, where dense Adam's momentum would keep moving it for
+        about ``1 / (1 - beta1)`` steps after each touch.
     """
 
-    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, lazy=False):
+    def __init__(self, learning_rate=1e-3, beta1=0.9, beta2=0.999, epsilon=1e-8, lazy=False,
+                 row_scale=1.0):
         self.learning_rate = _scalar(learning_rate, "step_rule.learning_rate")
         self.beta1, self.beta2, self.epsilon = beta1, beta2, epsilon
         self.lazy = lazy
+        self.row_scale = float(row_scale)
         self.time = _scalar(0.0, "step_rule.time")
         self.state = [self.learning_rate, self.time]
 
@@ -146,6 +152,8 @@ class Adam:
             new_first = self.beta1 * rows.take(first) + (1 - self.beta1) * gradient
             new_second = self.beta2 * rows.take(second) + (1 - self.beta2) * pt.sqr(gradient)
             step = self.learning_rate * correction * new_first / (pt.sqrt(new_second) + self.epsilon)
+            if rows.indexes is not None:
+                step = self.row_scale * step
             updates += [(first, rows.put(first, new_first)),
                         (second, rows.put(second, new_second)),
                         (parameter, rows.put(parameter, rows.take(parameter) - step))]
@@ -189,13 +197,15 @@ class RemoveNotFinite:
         return pt.switch(self.finite, new, variable)
 
 
-def build_step_rule(name, learning_rate, remove_not_finite=True, lazy=False):
+def build_step_rule(name, learning_rate, remove_not_finite=True, lazy=False, row_scale=1.0):
     """Build ``'rmsprop'`` or ``'adam'`` by configuration name, wrapped in :class:`RemoveNotFinite`.
 
-    ``lazy`` selects row-wise updates of row-sparse gradients (see :class:`RMSProp`).
+    ``lazy`` selects row-wise updates of row-sparse gradients (see :class:`RMSProp`), and
+    ``row_scale`` scales Adam's learning rate on those rows.
     """
     rules = {"rmsprop": RMSProp, "adam": Adam}
     if name not in rules:
         raise ValueError(f"unknown step rule {name!r}; choose one of {sorted(rules)}")
-    rule = rules[name](learning_rate=learning_rate, lazy=lazy)
+    options = {"row_scale": row_scale} if name == "adam" else {}
+    rule = rules[name](learning_rate=learning_rate, lazy=lazy, **options)
     return RemoveNotFinite(rule) if remove_not_finite else rule
