@@ -5,10 +5,10 @@ dispatcher, so nothing here imports JAX before it is needed.
 """
 
 #: Examples per ``jax.lax.conv_general_dilated`` call. XLA's CPU convolution (jaxlib
-#: 0.10.2) slowed down more than in proportion to the batch: for a 20-channel 3x3 layer
-#: on 28x28 images, forward and gradient took about 100 ms at batch 128 and 770 ms at
-#: batch 512 in one call, against 47 ms and 270 ms in chunks of 64. These are single
-#: runs on a shared 2-core AMD EPYC machine; docs/benchmarks.md has the measured table.
+#: 0.10.2) slows down more than in proportion to the batch size. For a 20-channel 3x3
+#: layer on 28x28 images, forward and gradient took 58 ms at batch 128 and 295 ms at
+#: batch 512 in chunks of 64. In one call they took 84 ms and 685 ms (2-core AMD EPYC,
+#: benchmarks/convolution.py, docs/benchmarks.md).
 JAX_BATCH_CHUNK = 64
 
 _registered = []
