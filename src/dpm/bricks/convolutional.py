@@ -12,7 +12,7 @@ from dpm.ops.convolution_op import check_kernel_size
 
 
 def check_activation(activation):
-    """Return ``activation``, Identity() for None, or raise TypeError if it is not a Brick with apply()."""
+    """Return ``activation``, or Identity() for None. Raise TypeError unless it is a Brick with apply()."""
     if activation is None:
         return Identity()
     if not (isinstance(activation, Brick) and hasattr(activation, "apply")):

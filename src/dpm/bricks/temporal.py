@@ -72,7 +72,8 @@ def _bump_std(width, spacing):
                 f"unknown bump width {width!r}; choose one of {sorted(WIDTHS)} or a positive number"
             )
         return WIDTHS[width] * spacing
-    if isinstance(width, bool) or not isinstance(width, numbers.Real) or not np.isfinite(width) or width <= 0:
+    is_number = isinstance(width, numbers.Real) and not isinstance(width, bool)
+    if not is_number or not np.isfinite(width) or width <= 0:
         raise ValueError(f"bump width must be 'reference', 'paper' or a positive number, got {width!r}")
     return float(width)
 
@@ -161,7 +162,9 @@ class TemporalBasis(Brick):
         """
         z = pt.as_tensor_variable(z)
         if z.ndim != 4:
-            raise ValueError(f"z must be 4-D (batch, channels, H, W), got {z.ndim} dimensions ({z.type})")
+            raise ValueError(
+                f"z must be 4-D (batch, channels, H, W), got {z.ndim} dimensions ({z.type})"
+            )
         channels = z.type.shape[1]
         per_color = 2 * self.n_basis
         if channels is None or channels % per_color != 0:

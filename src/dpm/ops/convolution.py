@@ -148,9 +148,11 @@ def _convolve_join(x, W, kernel_size):
     padded = _pad(x, kernel_size // 2)
     offsets = [(i, j) for i in range(kernel_size) for j in range(kernel_size)]
     # Patch channels are ordered (i, j, c), to match the kernel matrix below.
-    patches = pt.join(1, *[padded[:, :, _window(i, kernel_size), _window(j, kernel_size)] for i, j in offsets])
-    patch_rows = patches.dimshuffle(0, 2, 3, 1).reshape((-1, kernel_size * kernel_size * in_channels))
-    kernel_matrix = W.dimshuffle(2, 3, 1, 0).reshape((kernel_size * kernel_size * in_channels, out_channels))
+    slices = [padded[:, :, _window(i, kernel_size), _window(j, kernel_size)] for i, j in offsets]
+    patches = pt.join(1, *slices)
+    patch_size = kernel_size * kernel_size * in_channels
+    patch_rows = patches.dimshuffle(0, 2, 3, 1).reshape((-1, patch_size))
+    kernel_matrix = W.dimshuffle(2, 3, 1, 0).reshape((patch_size, out_channels))
     output = pt.dot(patch_rows, kernel_matrix)
     return output.reshape((batch, height, width, out_channels)).dimshuffle(0, 3, 1, 2)
 

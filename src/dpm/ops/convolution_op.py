@@ -120,7 +120,9 @@ def flipped_transposed(weights):
 def _float_tensor(value, name):
     variable = pt.as_tensor_variable(value)
     if variable.ndim != 4:
-        raise ValueError(f"{name} must be a 4-D tensor, got {variable.ndim} dimensions ({variable.type})")
+        raise ValueError(
+            f"{name} must be a 4-D tensor, got {variable.ndim} dimensions ({variable.type})"
+        )
     if not variable.dtype.startswith("float"):
         raise TypeError(f"{name} must have a float dtype, got {variable.dtype}")
     return variable

@@ -44,7 +44,8 @@ def register():
 
     def chunk_bounds(batch):
         # Shapes are concrete while JAX traces, so the chunks are fixed per input shape.
-        return [(start, min(start + JAX_BATCH_CHUNK, batch)) for start in range(0, batch, JAX_BATCH_CHUNK)]
+        starts = range(0, batch, JAX_BATCH_CHUNK)
+        return [(start, min(start + JAX_BATCH_CHUNK, batch)) for start in starts]
 
     @jax_funcify.register(SameConvolution)
     def jax_funcify_same_convolution(op, **kwargs):

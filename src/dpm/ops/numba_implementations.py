@@ -36,7 +36,8 @@ def register():
         # (n * height + h) * width + w, zero outside the image.
         count, channels, height, width = images.shape
         pad = kernel_size // 2
-        columns = np.empty((channels * kernel_size * kernel_size, count * height * width), dtype=images.dtype)
+        rows = channels * kernel_size * kernel_size
+        columns = np.empty((rows, count * height * width), dtype=images.dtype)
         for c in range(channels):
             for i in range(kernel_size):
                 for j in range(kernel_size):
@@ -62,7 +63,8 @@ def register():
             out_channels, weight_channels, kernel_size, _ = weights.shape
             if weight_channels != channels:
                 raise ValueError("images and weights have different numbers of input channels")
-            matrix = np.ascontiguousarray(weights).reshape(out_channels, channels * kernel_size * kernel_size)
+            rows = channels * kernel_size * kernel_size
+            matrix = np.ascontiguousarray(weights).reshape(out_channels, rows)
             pixels = height * width
             output = np.empty((batch, out_channels, height, width), dtype=x.dtype)
             for start in range(0, batch, chunk_size):
@@ -70,7 +72,8 @@ def register():
                 product = np.dot(matrix, im2col(x[start:stop], kernel_size))
                 for n in range(stop - start):
                     for o in range(out_channels):
-                        output[start + n, o] = product[o, n * pixels:(n + 1) * pixels].reshape(height, width)
+                        image = product[o, n * pixels:(n + 1) * pixels]
+                        output[start + n, o] = image.reshape(height, width)
             return output
 
         return same_convolution, KERNEL_VERSION
@@ -99,7 +102,8 @@ def register():
                     for o in range(out_channels):
                         for h in range(height):
                             for w in range(width):
-                                chunk_gradient[o, n * pixels + h * width + w] = output_gradient[start + n, o, h, w]
+                                column = n * pixels + h * width + w
+                                chunk_gradient[o, column] = output_gradient[start + n, o, h, w]
                 gradient += np.dot(chunk_gradient, im2col(x[start:stop], kernel_size).T)
             return gradient.reshape(out_channels, channels, kernel_size, kernel_size)
 
