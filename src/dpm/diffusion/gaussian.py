@@ -2,8 +2,9 @@
 
 The paper is Sohl-Dickstein et al. 2015, arXiv:1503.03585 v8 (Section 2.1 and Appendix B).
 Every method takes a batch with one time step ``t`` per example, an integer vector of shape
-(batch,) with values in ``1..T``. Data have shape (batch, D). Natural logs inside,
-bits in what :meth:`GaussianDiffusion.bound_terms` returns.
+(batch,) with values in ``1..T``. Data have shape (batch, D), or (batch, C, H, W) for images,
+any number of axes after the batch axis. Natural logs inside, bits in what
+:meth:`GaussianDiffusion.bound_terms` returns.
 """
 
 import numpy as np
@@ -76,14 +77,18 @@ class GaussianDiffusion:
 
     # Schedule quantities, gathered per example -------------------------------------------
 
-    def _coefficients(self, t):
-        """Return ``beta_t``, ``alphabar_t``, ``1 - alphabar_t`` and those at ``t - 1``, each (batch, 1)."""
+    def _coefficients(self, t, ndim=2):
+        """Return ``beta_t``, ``alphabar_t``, ``1 - alphabar_t`` and those at ``t - 1``.
+
+        Each has shape (batch, 1, ..., 1) with ``ndim`` axes in all, so that it broadcasts
+        against a state of ``ndim`` axes. With ``ndim = 2`` they are (batch, 1) columns.
+        """
         beta = self.schedule.beta()
         ab, one_minus_ab = alphabar(beta)
         # Prepend t = 0, where alphabar_0 = 1.
         ab = pt.concatenate([pt.ones((1,), dtype=ab.dtype), ab])
         one_minus_ab = pt.concatenate([pt.zeros((1,), dtype=ab.dtype), one_minus_ab])
-        column = lambda v: v[:, None]  # noqa: E731
+        column = lambda v: pt.shape_padright(v, ndim - 1)  # noqa: E731
         return (
             column(beta[t - 1]),
             column(ab[t]),
@@ -102,7 +107,8 @@ class GaussianDiffusion:
         ``noise`` is standard normal and supplied by the caller, so gradients with respect to
         the schedule see it as fixed (frozen noise).
         """
-        _, ab, one_minus_ab, _, _ = self._coefficients(t)
+        x0 = pt.as_tensor_variable(x0)
+        _, ab, one_minus_ab, _, _ = self._coefficients(t, x0.ndim)
         return pt.sqrt(ab) * x0 + pt.sqrt(one_minus_ab) * noise
 
     def posterior(self, x0, xt, t):
@@ -113,7 +119,8 @@ class GaussianDiffusion:
         as the precision-weighted form in the paper after using
         ``a_(t-1) (1 - beta_t) + beta_t = a_t``.
         """
-        beta, _, one_minus_ab, ab_prev, one_minus_ab_prev = self._coefficients(t)
+        x0 = pt.as_tensor_variable(x0)
+        beta, _, one_minus_ab, ab_prev, one_minus_ab_prev = self._coefficients(t, x0.ndim)
         mean = (
             pt.sqrt(ab_prev) * beta / one_minus_ab * x0
             + pt.sqrt(1.0 - beta) * one_minus_ab_prev / one_minus_ab * xt
@@ -126,14 +133,15 @@ class GaussianDiffusion:
 
         Parameters
         ----------
-        xt : (batch, D)
+        xt : (batch, D) or (batch, C, H, W)
         t : int vector (batch,), values in ``2..T``
-        network_output : pair of (batch, D) tensors ``(z_mu, z_Sigma)``
+        network_output : pair of tensors ``(z_mu, z_Sigma)``, each of the shape of ``xt``
         """
         z_mu, z_sigma = network_output
         if self.parameterization == "direct":
             return z_mu, log_sigmoid(z_sigma)
-        beta = self._coefficients(t)[0]
+        xt = pt.as_tensor_variable(xt)
+        beta = self._coefficients(t, xt.ndim)[0]
         logit_beta = pt.log(beta) - pt.log1p(-beta)
         if self.parameterization == "paper":
             pre = z_sigma + logit_beta
@@ -155,9 +163,15 @@ class GaussianDiffusion:
     # The bound -----------------------------------------------------------------------------
 
     def kl_divergence(self, x0, xt, t, mean_p, log_var_p):
-        """Return ``KL(q(x(t-1) | xt, x0) || p(x(t-1) | xt))`` summed over dimensions, in nats, per example."""
+        """Return ``KL(q(x(t-1) | xt, x0) || p(x(t-1) | xt))`` summed over dimensions, in nats, per example.
+
+        The sum runs over every axis after the batch axis, so images (batch, C, H, W) give
+        the same numbers as their flattened (batch, C H W) form.
+        """
         mean_q, log_var_q = self.posterior(x0, xt, t)
-        return pt.sum(gaussian_kl(mean_q, log_var_q, mean_p, log_var_p), axis=1)
+        kl = gaussian_kl(mean_q, log_var_q, mean_p, log_var_p)
+        axes = 1 if kl.ndim == 2 else tuple(range(1, kl.ndim))
+        return pt.sum(kl, axis=axes)
 
     def entropy_terms(self):
         """Return ``H_q(XT | X0)``, ``H_q(X1 | X0)`` and ``H_p(XT)`` for a whole data point, in nats."""
