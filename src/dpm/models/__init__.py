@@ -2,9 +2,10 @@
 
 from dpm.models.base import BinomialDiffusionModel, DiffusionModel, GaussianDiffusionModel
 from dpm.models.heartbeat import HeartbeatModel
+from dpm.models.image import ImageDiffusionModel
 from dpm.models.swiss_roll import SwissRollModel
 
 __all__ = [
     "BinomialDiffusionModel", "DiffusionModel", "GaussianDiffusionModel", "HeartbeatModel",
-    "SwissRollModel",
+    "ImageDiffusionModel", "SwissRollModel",
 ]
