@@ -310,6 +310,10 @@ class ImageDiffusionModel(GaussianDiffusionModel):
         ``xt`` is either images (batch, C, H, W), which gives outputs of that shape, or
         flattened images (batch, C H W) in C order, which gives flattened outputs.
         ``t_groups`` is accepted for the common interface and ignored.
+
+        NOTE: images larger than the training size (possible without the dense pathway)
+        get valid network outputs and reverse kernels, but the bound K would be wrong,
+        because its entropy terms count the pixels of the training size.
         """
         xt = pt.as_tensor_variable(xt)
         flat = xt.ndim == 2
