@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# One OpenBLAS thread: the small matrix products of the tests and toy experiments run faster
+# without threads, which spin when the cores are busy (docs/benchmarks.md).
+export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: reproduce test bench clean-venv
 
