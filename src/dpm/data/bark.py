@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from dpm.data.generated import validate_count
-from dpm.data.hdf5 import write_dataset
+from dpm.data.hdf5 import check_destination, write_dataset
 from dpm.data.paths import data_dir
 from dpm.data.pixel_statistics import statistics_attrs
 from dpm.data.raw import download_dir, raw_search_path
@@ -282,10 +282,7 @@ def prepare(path=None, overwrite=False, from_dir=None, classes=CLASSES,
             f"train_per_class ({train_per_class}) must be less than images_per_class "
             f"({images_per_class}) so that the test split is not empty"
         )
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; delete it or pass overwrite=True to replace it"
-        )
+    check_destination(path, overwrite)
 
     folder, found = find_folder(from_dir, classes, images_per_class)
     names = file_names(classes, images_per_class)

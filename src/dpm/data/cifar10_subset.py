@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from dpm.data import cifar10
+from dpm.data.hdf5 import check_destination
 from dpm.data.importer import import_npz
 from dpm.data.paths import data_dir
 from dpm.data.raw import Checksum, RawDataSpec, RawFile, find_or_download
@@ -80,11 +81,7 @@ def prepare(path=None, overwrite=False, from_dir=None):
         The path written.
     """
     path = Path(path) if path is not None else default_path()
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; delete it or pass overwrite=True "
-            f"(`dpm data prepare {NAME} --force`) to replace it"
-        )
+    check_destination(path, overwrite, NAME)
     files = find_or_download(RAW_DATA, from_dir, download=False)
     attrs = {
         "dataset": NAME,

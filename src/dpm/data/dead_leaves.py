@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from dpm.data.generated import check_prepared, validate_count
-from dpm.data.hdf5 import write_dataset
+from dpm.data.hdf5 import check_destination, write_dataset
 from dpm.data.paths import data_dir
 from dpm.data.pixel_statistics import statistics_attrs
 
@@ -410,10 +410,7 @@ def prepare(path=None, overwrite=False, from_dir=None, n_train=N_TRAIN, n_test=N
     n_train, n_test, size, seed, r_min, r_max, exponent = _validated_arguments(
         n_train, n_test, size, seed, r_min, r_max, exponent
     )
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; delete it or pass overwrite=True to replace it"
-        )
+    check_destination(path, overwrite)
 
     train_stream, test_stream = np.random.SeedSequence(seed).spawn(2)
     train = sample(n_train, np.random.default_rng(train_stream), size, r_min, r_max, exponent)

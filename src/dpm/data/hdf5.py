@@ -95,10 +95,7 @@ def write_dataset(path, sources, splits, attrs=None, overwrite=False):
         source that contains NaN or infinity.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; delete it or pass overwrite=True to replace it"
-        )
+    check_destination(path, overwrite)
 
     arrays, n_rows = _validate_sources(sources)
     table = _build_split_table(splits, sorted(arrays), n_rows)
@@ -127,6 +124,20 @@ def write_dataset(path, sources, splits, attrs=None, overwrite=False):
         {name: tuple(bounds) for name, bounds in splits.items()},
     )
     return path
+
+
+def check_destination(path, overwrite, name=None):
+    """Raise ``FileExistsError`` if ``path`` exists and ``overwrite`` is false.
+
+    ``name``, a data set name, adds the ``dpm data prepare NAME --force`` command to the
+    message. Converters call this before reading any raw file, so that a long conversion
+    does not end in this error.
+    """
+    if Path(path).exists() and not overwrite:
+        command = f" (`dpm data prepare {name} --force`)" if name else ""
+        raise FileExistsError(
+            f"{path} already exists; delete it or pass overwrite=True{command} to replace it"
+        )
 
 
 def source_checksum(array):

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from dpm.data.hdf5 import write_dataset
+from dpm.data.hdf5 import check_destination, write_dataset
 from dpm.data.pixel_statistics import statistics_attrs
 from dpm.data.raw import file_digest
 
@@ -210,8 +210,7 @@ def import_array(array, path, *, n_test=None, test_fraction=None, seed=DEFAULT_S
         The path written.
     """
     path = Path(path)
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; delete it or pass overwrite=True to replace it")
+    check_destination(path, overwrite)
     features, dim_labels = as_features(array, channel_axis, label)
     order, n_train = split_rows(len(features), n_test, test_fraction, seed)
     features = features[order]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dpm.data.hdf5 import write_dataset
+from dpm.data.hdf5 import check_destination, write_dataset
 from dpm.data.paths import data_dir
 from dpm.data.pixel_statistics import statistics_attrs
 from dpm.data.raw import Checksum, RawDataSpec, RawFile, RawFileError, find_or_download
@@ -349,11 +349,7 @@ def prepare(path=None, overwrite=False, from_dir=None):
         The path written.
     """
     path = Path(path) if path is not None else default_path()
-    if path.exists() and not overwrite:
-        raise FileExistsError(
-            f"{path} already exists; delete it or pass overwrite=True "
-            f"(`dpm data prepare {NAME} --force`) to replace it"
-        )
+    check_destination(path, overwrite, NAME)
     files = find_or_download(RAW_DATA, from_dir)
     written = convert(files, path, overwrite=overwrite)
     logger.info("prepared MNIST in %s", written)
