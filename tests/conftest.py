@@ -28,7 +28,7 @@ def c_backend():
 def float64_mode():
     """Build and compile a module's graphs on the C backend in float64, then restore the settings.
 
-    Test modules that define their own ``float64_mode`` fixture override this one.
+    A module uses it for all its tests with ``pytestmark = pytest.mark.usefixtures("float64_mode")``.
     """
     import pytensor
 

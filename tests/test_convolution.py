@@ -24,14 +24,8 @@ OUT_CHANNELS = 3
 BATCH = 2
 
 
-@pytest.fixture(scope="module", autouse=True)
-def float64_mode():
-    """Build and compile everything in this module in float64, then restore the settings."""
-    previous_backend = backend.current_backend()
-    previous_floatx = pytensor.config.floatX
-    backend.configure("c", "float64")
-    yield
-    backend.configure(previous_backend, previous_floatx)
+# Everything in this module is built and compiled in float64 (the fixture is in conftest.py).
+pytestmark = pytest.mark.usefixtures("float64_mode")
 
 
 # NumPy references ---------------------------------------------------------------------
