@@ -11,7 +11,7 @@ script builds ``HeartbeatModel()`` (T = 2000, float32) with Adam wrapped in
   used (the settings of ``original_configs/heartbeat.toml``).
 
 All variants of one backend are built in one process and timed in alternating rounds, so
-load from other processes affects them alike; the median over rounds is reported. Inputs
+load from other processes affects them alike. The median over rounds is reported. Inputs
 (data rows, ``t`` and noise) are drawn fresh for every call, as in training.
 
 ``OPENBLAS_NUM_THREADS`` is 1 unless set: the C backend's matrix products go through NumPy's
