@@ -1,4 +1,4 @@
-"""The dpm command: package information and data sets."""
+"""The dpm command: package information, data sets, and training, evaluating and sampling image models."""
 
 import argparse
 import json
@@ -28,6 +28,7 @@ def main(argv=None):
     data_commands.add_parser("list", help="show each data set, whether it is prepared, its file and size")
     info = data_commands.add_parser("info", help="show the sources, splits and attributes of a file")
     info.add_argument("file")
+    _add_model_commands(commands)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
@@ -35,6 +36,8 @@ def main(argv=None):
     try:
         if args.command == "info":
             return show_info(args.backend)
+        if args.command in MODEL_COMMANDS:
+            return MODEL_COMMANDS[args.command](args)
         if args.data_command == "prepare":
             return prepare_data(args.name, args.force, args.from_dir)
         if args.data_command == "list":
@@ -45,6 +48,82 @@ def main(argv=None):
         # the fix. Whitespace is collapsed so that the error stays on one line.
         print(f"dpm: error: {' '.join(str(error).split())}", file=sys.stderr)
         return 1
+
+
+def _add_model_commands(commands):
+    train = commands.add_parser("train", help="train an image model from a configuration file")
+    train.add_argument("config", help="an image configuration, e.g. original_configs/reference_mnist.toml")
+    train.add_argument("--quick", action="store_true",
+                       help="apply the file's [quick] overrides, a short smoke run")
+    # SUPPRESS keeps the value given before the command, as in `dpm --backend c train ...`.
+    train.add_argument("--backend", choices=("c", "numba", "jax"), default=argparse.SUPPRESS,
+                       help="PyTensor backend (default: DPM_BACKEND or c)")
+    train.add_argument("--resume", metavar="RUN",
+                       help="run folder to continue from its checkpoint, e.g. runs/reference_mnist/001")
+    train.add_argument("--runs", metavar="DIR", default="runs",
+                       help="folder of the numbered run folders (default: runs)")
+
+    evaluate = commands.add_parser(
+        "evaluate", help="evaluate K on held-out images of a trained run and write evaluation.json")
+    evaluate.add_argument("run", help="run folder, e.g. runs/reference_mnist/001")
+    evaluate.add_argument("--n-images", type=int, default=None,
+                          help="held-out images to evaluate (default: [evaluation] n_images)")
+
+    sample = commands.add_parser("sample", help="draw images from a trained run as a PNG grid")
+    sample.add_argument("run", help="run folder, e.g. runs/reference_mnist/001")
+    kind = sample.add_mutually_exclusive_group()
+    kind.add_argument("--inpaint", action="store_true",
+                      help="fill in the centre of held-out images")
+    kind.add_argument("--denoise", type=float, metavar="SIGMA",
+                      help="denoise held-out images with Gaussian noise of standard deviation "
+                           "SIGMA added, in units of the training data's standard deviation")
+    sample.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                        help="height and width of plain samples (default: the training size)")
+    sample.add_argument("--n-images", type=int, default=36, help="images to draw (default: 36)")
+    sample.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
+    sample.add_argument("--output", metavar="PNG",
+                        help="the PNG file (default: RUN/samples/KIND-seedSEED.png)")
+
+
+def train_model(args):
+    from dpm import backend
+    from dpm.image_training import train_image_model
+
+    backend.configure(args.backend)
+    run = train_image_model(args.config, quick=args.quick, resume_from=args.resume,
+                            root=args.runs)
+    print(run.run_dir)
+    return 0
+
+
+def evaluate_model(args):
+    from dpm import backend
+    from dpm.image_run import as_json, evaluate_run
+
+    backend.configure(args.backend)
+    print(as_json(evaluate_run(args.run, n_images=args.n_images, progress=True)))
+    return 0
+
+
+def sample_model(args):
+    from dpm import backend
+    from dpm.image_run import sample_run
+
+    backend.configure(args.backend)
+    if args.inpaint:
+        kind = "inpainting"
+    elif args.denoise is not None:
+        kind = "denoising"
+    else:
+        kind = "samples"
+    paths = sample_run(args.run, kind, n_images=args.n_images, seed=args.seed,
+                       denoise_sigma=args.denoise, size=args.size, output=args.output)
+    for path in paths:
+        print(path)
+    return 0
+
+
+MODEL_COMMANDS = {"train": train_model, "evaluate": evaluate_model, "sample": sample_model}
 
 
 def prepare_data(name, force, from_dir=None):

@@ -1,0 +1,157 @@
+"""Training an image model from its configuration file in a numbered run folder (``dpm train``).
+
+A run of ``original_configs/NAME.toml`` goes to ``runs/NAME/NNN`` (see
+:mod:`dpm.training.run_dir`), with ``plots/monitors.png`` and, after training, the sample,
+inpainting and denoising grids ``plots/<name>.png``.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+
+from dpm.diffusion import DiffusionInputs
+from dpm.image_data import (
+    held_out_features,
+    locate_data_file,
+    open_image_data,
+    spawn_seeds,
+    training_stream,
+)
+from dpm.image_sampling import DEFAULT_DENOISE_SIGMA, ImageSampler
+from dpm.models.image_config import build_image_model, load_image_config
+from dpm.training.algorithm import GradientDescent
+from dpm.training.extensions import FinishAfter, Printing, ProgressBar, Timing
+from dpm.training.monitors import LogLikelihood
+from dpm.training.plots import PlotMonitors, PlotSamples
+from dpm.training.run_dir import DEFAULT_RUNS_ROOT, PLOTS_NAME, create_run_dir, read_config
+from dpm.training.step_rules import build_step_rule
+from dpm.training.training_run import run_training
+
+logger = logging.getLogger(__name__)
+
+#: Images in each grid that the plots show after training.
+N_PLOT_IMAGES = 36
+#: Evaluations of the held-out K per run, at most; every epoch for runs of up to 10 epochs.
+N_EVALUATIONS = 10
+#: Keys of the configuration stored in ``config.json`` besides the sections of the file.
+RUN_KEYS = ("config_file", "quick", "data_file")
+
+
+def run_config(config_path, quick, data_file):
+    """Return the configuration as ``config.json`` stores it: the sections and :data:`RUN_KEYS`."""
+    config = load_image_config(config_path, quick=quick)
+    return {"config_file": str(config_path), "quick": bool(quick), "data_file": str(data_file),
+            **config}
+
+
+def build_model(config, seed=None):
+    """Build the configured model; initialize it from ``seed`` when given."""
+    model = build_image_model(config)
+    if seed is not None:
+        model.initialize(np.random.default_rng(seed))
+    return model
+
+
+def build_algorithm(model, training, seed):
+    """Compile the step that maximizes K on batches of (batch, C*H*W) rows.
+
+    Returns the :class:`GradientDescent` and its seeded draws of ``t`` and noise, which
+    :func:`run_training` checkpoints as the random state ``'draws'``.
+    """
+    floatX = pytensor.config.floatX
+    draws = DiffusionInputs(model.trajectory_length, model.n_dims, seed,
+                            draw_noise=model.diffusion.draw_noise)
+    x0 = pt.matrix("x0", dtype=floatX)
+    t = pt.ivector("t")
+    noise = pt.matrix("noise", dtype=floatX)
+    terms = model.bound_estimate(x0, t, noise)
+    monitored = {"K": pt.mean(terms["K"]), "K_minus_L_null": pt.mean(terms["K_minus_L_null"])}
+    step_rule = build_step_rule(training["step_rule"], training["learning_rate"])
+    algorithm = GradientDescent(
+        -monitored["K"], model.all_parameters, step_rule, [x0, t, noise], monitored,
+        prepare_inputs=lambda batch: (batch["features"], *draws(len(batch["features"]))),
+    )
+    return algorithm, draws
+
+
+def plot_images(sampler, held_out, seed):
+    """Return the sample, inpainting and denoising grids of ``sampler``, for :class:`PlotSamples`."""
+    rows = held_out[:N_PLOT_IMAGES]
+    sample_seed, inpaint_seed, denoise_seed = spawn_seeds(seed, 3)
+    images = sampler.samples(N_PLOT_IMAGES, sample_seed)
+    images.update(sampler.inpaint(rows, inpaint_seed))
+    images.update(sampler.denoise(rows, DEFAULT_DENOISE_SIGMA, denoise_seed))
+    return images
+
+
+def train_image_model(config_path, quick=False, resume_from=None, root=DEFAULT_RUNS_ROOT,
+                      data_file=None, progress=True):
+    """Train the image model of ``config_path`` in a new run folder, or continue ``resume_from``.
+
+    Parameters
+    ----------
+    config_path : path-like
+        An image configuration, see :mod:`dpm.models.image_config`.
+    quick : bool
+        Apply the file's ``[quick]`` overrides.
+    resume_from : path-like, optional
+        A run folder of this configuration to continue from its checkpoint. A larger
+        ``[training] n_epochs`` than the run's trains longer.
+    root : path-like
+        New runs go to ``<root>/<config file stem>/NNN``.
+    data_file : path-like, optional
+        The prepared data file. A resumed run uses the file in its ``config.json``, and a
+        new run the default file of ``[data] dataset``, which is prepared when missing.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    TrainingRun
+    """
+    config_path = Path(config_path)
+    config = load_image_config(config_path, quick=quick)
+    if data_file is None and resume_from is not None:
+        data_file = read_config(resume_from).get("data_file")
+    data_file = locate_data_file(config["data"]["dataset"], data_file)
+    config = run_config(config_path, quick, data_file)
+    image_data = open_image_data(data_file, config)
+
+    training, evaluation = config["training"], config["evaluation"]
+    model_seed, draw_seed, stream_seed, plot_seed = np.random.SeedSequence(training["seed"]).spawn(4)
+    model = build_model(config, model_seed)
+    algorithm, draws = build_algorithm(model, training, draw_seed)
+    stream = training_stream(image_data, config, stream_seed)
+    held_out = held_out_features(image_data, config, evaluation["n_images"], evaluation["seed"])
+    n_epochs = training["n_epochs"]
+    every = max(1, n_epochs // N_EVALUATIONS)
+
+    extensions = [
+        Timing(),
+        FinishAfter(after_n_epochs=n_epochs),
+        LogLikelihood(model, held_out, seed=evaluation["seed"], every_n_epochs=every,
+                      after_training=n_epochs % every != 0),
+        Printing(every_n_epochs=every,
+                 keys=("K", "test_K", "test_K_minus_L_null", "total_seconds")),
+    ]
+    if progress:
+        batches_per_epoch = stream.iteration_scheme.batches_per_epoch()
+        extensions.append(ProgressBar(n_epochs * batches_per_epoch))
+    run_name = config_path.stem
+    # The plots need the folder before run_training, so a new run's folder is created here.
+    folder = Path(resume_from) if resume_from is not None else create_run_dir(run_name, root=root)
+    plots = folder / PLOTS_NAME
+    sampler = ImageSampler(model, image_data)
+    extensions += [
+        PlotMonitors(plots / "monitors.png", keys=("K", "test_K_minus_L_null")),
+        PlotSamples(lambda: plot_images(sampler, held_out, plot_seed), plots,
+                    every_n_epochs=None, after_training=True),
+    ]
+    new_run_dir = folder if resume_from is None else None
+    run = run_training(model, algorithm, stream, extensions, config=config, run_dir=new_run_dir,
+                       resume_from=resume_from, random_states={"draws": draws})
+    logger.info("run %s: %d batches done", run.run_dir, run.log.status["iterations_done"])
+    return run

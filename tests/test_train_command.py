@@ -1,0 +1,166 @@
+"""`dpm train`, `dpm evaluate` and `dpm sample` end to end on a tiny synthetic image data set.
+
+The data file takes the place of MNIST at its default path: 80 random 8-bit 1x8x8 images, 64 for
+training and 16 held out. The model is tiny (T = 10, one convolutional layer of 2 channels),
+so a 2-epoch run of 4 batches per epoch takes a few seconds, most of it compiling.
+"""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from dpm.cli import main
+from dpm.data.hdf5 import write_dataset
+from dpm.data.mnist import default_path
+from dpm.data.pixel_statistics import statistics_attrs
+from dpm.image_run import bits_per_dimension
+from dpm.training import read_stats
+
+N_TRAIN, N_TEST = 64, 16
+CONFIG = """
+[data]
+dataset = "mnist"
+n_colors = 1
+height = 8
+width = 8
+
+[model]
+trajectory_length = 10
+n_temporal_basis = 3
+n_layers_conv = 1
+n_hidden_conv = 2
+n_hidden_dense_lower = 8
+n_hidden_dense_upper = 4
+
+[training]
+batch_size = 16
+n_epochs = {n_epochs}
+seed = 3
+
+[evaluation]
+n_images = 16
+seed = 4
+"""
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def pixels():
+    """Write the data file at MNIST's default path and return its uint8 images."""
+    images = np.random.default_rng(0).integers(0, 256, size=(N_TRAIN + N_TEST, 1, 8, 8),
+                                               dtype=np.uint8)
+    write_dataset(
+        default_path(),
+        sources={"features": (images, ("batch", "channel", "height", "width"))},
+        splits={"train": (0, N_TRAIN), "test": (N_TRAIN, N_TRAIN + N_TEST)},
+        attrs=statistics_attrs(images[:N_TRAIN]),
+        overwrite=True,
+    )
+    return images
+
+
+def write_config(folder, name, n_epochs=2, extra=""):
+    path = folder / f"{name}.toml"
+    path.write_text(CONFIG.format(n_epochs=n_epochs) + extra)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(pixels, tmp_path_factory):
+    """Train the tiny model for 2 epochs with `dpm train` and return its run folder."""
+    folder = tmp_path_factory.mktemp("train")
+    config = write_config(folder, "tiny")
+    assert main(["train", str(config), "--runs", str(folder / "runs")]) == 0
+    return folder / "runs" / "tiny" / "001"
+
+
+def assert_png(path):
+    assert path.is_file(), path
+    assert path.read_bytes()[:8] == PNG_SIGNATURE, path
+
+
+def test_train_writes_run_folder(trained):
+    for name in ("config.json", "stats.jsonl", "checkpoint.npz"):
+        assert (trained / name).is_file(), name
+    for name in ("monitors", "samples", "inpainting", "inpainting_input", "denoising",
+                 "denoising_input"):
+        assert_png(trained / "plots" / f"{name}.png")
+    config = json.loads((trained / "config.json").read_text())
+    assert config["training"]["n_epochs"] == 2
+    assert config["data_file"] == str(default_path())
+
+
+def test_train_logs_held_out_bound(trained):
+    records = [record for record in read_stats(trained / "stats.jsonl") if "test_K" in record]
+    assert [record["epoch"] for record in records] == [1, 2]
+    for record in records:
+        assert np.isfinite(record["test_K_minus_L_null"])
+        assert record["test_K_minus_L_null_stderr"] > 0
+
+
+def test_evaluate_matches_training_log(trained, capsys):
+    assert main(["evaluate", str(trained)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    last = [record for record in read_stats(trained / "stats.jsonl") if "test_K" in record][-1]
+    # Same points, dequantization noise and draws of xt as the run's last evaluation.
+    assert report["K_minus_L_null"] == pytest.approx(last["test_K_minus_L_null"], rel=1e-5)
+    assert report["K_stderr"] == pytest.approx(last["test_K_stderr"], rel=1e-5)
+    assert report["n_points"] == N_TEST
+    assert report["n_dims"] == 64
+    assert json.loads((trained / "evaluation.json").read_text()) == report
+
+
+def test_evaluate_bits_per_dimension(trained, pixels, capsys):
+    assert main(["evaluate", str(trained)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    # The data were scaled by s = 1 / std of the training pixels in [0, 1] units, so the
+    # bits per dimension of the 8-bit data are -K / D + log2(255 / s).
+    s = 1.0 / np.std(pixels[:N_TRAIN] / 255.0)
+    expected = -report["K"] / 64 + np.log2(255.0 / s)
+    assert report["bits_per_dimension"] == pytest.approx(expected, rel=1e-9)
+    assert bits_per_dimension(-64 * 3.0, 64, 1.0) == 3.0
+
+
+@pytest.mark.parametrize("options, names", [
+    ([], ["samples-seed0.png"]),
+    (["--inpaint"], ["inpainting-seed0.png", "inpainting-seed0-input.png"]),
+    (["--denoise", "0.5"], ["denoising-seed0.png", "denoising-seed0-input.png"]),
+])
+def test_sample_writes_png(trained, capsys, options, names):
+    assert main(["sample", str(trained), "--n-images", "4", *options]) == 0
+    printed = capsys.readouterr().out.split()
+    assert printed == [str(trained / "samples" / name) for name in names]
+    for name in names:
+        assert_png(trained / "samples" / name)
+
+
+def test_sample_size_needs_conv_only_model(trained, capsys):
+    assert main(["sample", str(trained), "--size", "16", "16"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("dpm: error: ")
+    assert error.count("\n") == 1
+    assert "dense pathway" in error
+
+
+def test_resume_continues_run(trained, tmp_path):
+    run = tmp_path / "001"
+    shutil.copytree(trained, run)
+    before = [record for record in read_stats(run / "stats.jsonl") if not record.get("partial")]
+    longer = write_config(tmp_path, "tiny", n_epochs=3)
+    assert main(["train", str(longer), "--resume", str(run), "--runs", str(tmp_path / "runs")]) == 0
+    after = [record for record in read_stats(run / "stats.jsonl") if not record.get("partial")]
+    assert [record["epoch"] for record in after if "test_K" in record] == [1, 2, 3]
+    assert after[:len(before)] == before
+    assert not (tmp_path / "runs").exists()
+
+
+def test_train_rejects_unknown_key(pixels, tmp_path, capsys):
+    config = write_config(tmp_path, "bad", extra="\n[quick]\nmodel = { n_hiden_conv = 3 }\n")
+    assert main(["train", str(config), "--runs", str(tmp_path / "runs")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("dpm: error: ")
+    assert error.count("\n") == 1
+    assert "'n_hiden_conv'" in error
+    assert not (tmp_path / "runs").exists()
