@@ -9,10 +9,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import pytensor
-import pytensor.tensor as pt
 
-from dpm.diffusion import DiffusionInputs
 from dpm.image_data import (
     held_out_features,
     locate_data_file,
@@ -22,12 +19,11 @@ from dpm.image_data import (
 )
 from dpm.image_sampling import DEFAULT_DENOISE_SIGMA, ImageSampler
 from dpm.models.image_config import build_image_model, load_image_config
-from dpm.training.algorithm import GradientDescent
+from dpm.training.diffusion_training import build_draws, compile_bound_step
 from dpm.training.extensions import FinishAfter, Printing, ProgressBar, Timing
 from dpm.training.monitors import LogLikelihood
 from dpm.training.plots import PlotMonitors, PlotSamples
 from dpm.training.run_dir import DEFAULT_RUNS_ROOT, PLOTS_NAME, create_run_dir, read_config
-from dpm.training.step_rules import build_step_rule
 from dpm.training.training_run import run_training
 
 logger = logging.getLogger(__name__)
@@ -61,19 +57,8 @@ def build_algorithm(model, training, seed):
     Returns the :class:`GradientDescent` and its seeded draws of ``t`` and noise, which
     :func:`run_training` checkpoints as the random state ``'draws'``.
     """
-    floatX = pytensor.config.floatX
-    draws = DiffusionInputs(model.trajectory_length, model.n_dims, seed,
-                            draw_noise=model.diffusion.draw_noise)
-    x0 = pt.matrix("x0", dtype=floatX)
-    t = pt.ivector("t")
-    noise = pt.matrix("noise", dtype=floatX)
-    terms = model.bound_estimate(x0, t, noise)
-    monitored = {"K": pt.mean(terms["K"]), "K_minus_L_null": pt.mean(terms["K_minus_L_null"])}
-    step_rule = build_step_rule(training["step_rule"], training["learning_rate"])
-    algorithm = GradientDescent(
-        -monitored["K"], model.all_parameters, step_rule, [x0, t, noise], monitored,
-        prepare_inputs=lambda batch: (batch["features"], *draws(len(batch["features"]))),
-    )
+    draws = build_draws(model, training, seed)
+    algorithm, _ = compile_bound_step(model, training, draws)
     return algorithm, draws
 
 

@@ -38,24 +38,22 @@ class DiffusionTraining:
         return {"draws": self.draws}
 
 
-def build_diffusion_training(model, features, settings, seed):
-    """Compile the training step of ``model`` on ``features`` and build its seeded stream and draws.
+def build_draws(model, settings, seed):
+    """Return the seeded draws of ``t`` and noise that ``settings`` ask for (see :func:`train_diffusion_model`)."""
+    return DiffusionInputs(model.trajectory_length, model.n_dims, seed,
+                           draw_noise=model.diffusion.draw_noise,
+                           t_sampling=settings.get("t_sampling", "uniform"),
+                           t_groups=settings.get("t_groups"))
 
-    ``settings`` and ``seed`` are as for :func:`train_diffusion_model`. The algorithm
-    monitors ``K`` and ``K_minus_L_null``, batch means in bits per data point.
+
+def compile_bound_step(model, settings, draws):
+    """Compile the step that maximizes ``model``'s K on batches of (batch, D) rows.
+
+    Each batch is a dict with ``features``; ``draws`` adds its ``t`` and noise. ``settings``
+    are as for :func:`train_diffusion_model`, and ``batch_size`` is needed only with
+    ``t_groups``. Returns the :class:`GradientDescent` and its step rule.
     """
     floatX = pytensor.config.floatX
-    features = np.asarray(features, dtype=floatX)
-    if features.ndim != 2 or features.shape[1] != model.n_dims:
-        raise ValueError(f"features must have shape (N, {model.n_dims}), got {features.shape}")
-    batch_seed, draw_seed = np.random.SeedSequence(seed).spawn(2)
-    draws = DiffusionInputs(model.trajectory_length, model.n_dims, draw_seed,
-                            draw_noise=model.diffusion.draw_noise,
-                            t_sampling=settings.get("t_sampling", "uniform"),
-                            t_groups=settings.get("t_groups"))
-    scheme = ShuffledScheme(len(features), settings["batch_size"], batch_seed)
-    stream = DataStream(ArrayDataset(features=features), scheme)
-
     x0 = pt.matrix("x0", dtype=floatX)
     t = pt.ivector("t")
     noise = pt.matrix("noise", dtype=floatX)
@@ -76,6 +74,24 @@ def build_diffusion_training(model, features, settings, seed):
         -monitored["K"], model.all_parameters, step_rule, [x0, t, noise], monitored,
         prepare_inputs=lambda batch: (batch["features"], *draws(len(batch["features"]))),
     )
+    return algorithm, step_rule
+
+
+def build_diffusion_training(model, features, settings, seed):
+    """Compile the training step of ``model`` on ``features`` and build its seeded stream and draws.
+
+    ``settings`` and ``seed`` are as for :func:`train_diffusion_model`. The algorithm
+    monitors ``K`` and ``K_minus_L_null``, batch means in bits per data point.
+    """
+    floatX = pytensor.config.floatX
+    features = np.asarray(features, dtype=floatX)
+    if features.ndim != 2 or features.shape[1] != model.n_dims:
+        raise ValueError(f"features must have shape (N, {model.n_dims}), got {features.shape}")
+    batch_seed, draw_seed = np.random.SeedSequence(seed).spawn(2)
+    draws = build_draws(model, settings, draw_seed)
+    scheme = ShuffledScheme(len(features), settings["batch_size"], batch_seed)
+    stream = DataStream(ArrayDataset(features=features), scheme)
+    algorithm, step_rule = compile_bound_step(model, settings, draws)
     return DiffusionTraining(algorithm, stream, scheme, draws, step_rule)
 
 
