@@ -8,6 +8,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 
+from dpm import backend
 from dpm.data.streams import ArrayDataset, DataStream, ShuffledScheme
 from dpm.diffusion import DiffusionInputs
 from dpm.training.algorithm import GradientDescent
@@ -58,11 +59,11 @@ def compile_bound_step(model, settings, draws):
     t = pt.ivector("t")
     noise = pt.matrix("noise", dtype=floatX)
     t_groups = settings.get("t_groups")
-    if t_groups is None:
+    if t_groups is None and backend.current_backend() != "jax":
         terms = model.bound_estimate(x0, t, noise)
     else:
-        # Every training batch is full, and a fixed batch shape lets JAX trace the reshapes
-        # of grouped readouts.
+        # The shuffled schemes yield only full batches, and JAX traces reshapes (of grouped
+        # readouts, of flattened images) only when the batch size is a constant.
         shape = (settings["batch_size"], model.n_dims)
         terms = model.bound_estimate(pt.specify_shape(x0, shape), t,
                                      pt.specify_shape(noise, shape), t_groups=t_groups)
