@@ -31,19 +31,14 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import argparse  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
-from dpm.atomic import write_json  # noqa: E402
-from dpm.versions import package_versions  # noqa: E402
+import per_backend  # noqa: E402  (benchmarks/per_backend.py, next to this script)
+
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPOSITORY / "benchmarks" / "results" / "heartbeat_step.json"
@@ -107,29 +102,11 @@ def measure(backend_name):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backends", nargs="+", default=None, choices=("c", "numba", "jax"))
-    parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
-    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.worker:
-        print(json.dumps(measure(args.worker)))
+    report = per_backend.run(__file__, __doc__.splitlines()[0], measure, DEFAULT_OUTPUT,
+                             {"batch_size": BATCH_SIZE, "t_groups": T_GROUPS, "rounds": ROUNDS,
+                              "calls_per_round": CALLS_PER_ROUND}, argv)
+    if report is None:
         return 0
-
-    backends = args.backends or [name for name in ("c", "numba", "jax")
-                                 if name != "jax" or importlib.util.find_spec("jax")]
-    report = {"batch_size": BATCH_SIZE, "t_groups": T_GROUPS, "rounds": ROUNDS,
-              "calls_per_round": CALLS_PER_ROUND,
-              "openblas_num_threads": os.environ["OPENBLAS_NUM_THREADS"],
-              "machine": {"processor": platform.processor(), "cpus": os.cpu_count()},
-              "versions": package_versions(), "backends": {}}
-    for name in backends:
-        # A new process per backend, so one backend's compiled code and threads do not
-        # disturb the next one's.
-        completed = subprocess.run([sys.executable, __file__, "--worker", name],
-                                   capture_output=True, text=True, check=True)
-        report["backends"][name] = json.loads(completed.stdout.strip().splitlines()[-1])
-    write_json(args.output, report)
 
     print("| backend | variant | compile + first call (s) | step (ms, median) |")
     print("|---|---|---|---|")
