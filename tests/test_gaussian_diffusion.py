@@ -260,7 +260,7 @@ def test_draws_repeat_with_seed_and_differ_across_seeds():
 
 @pytest.mark.parametrize("how", T_SAMPLINGS)
 @pytest.mark.parametrize("groups", [None, 1, 3])
-def test_every_t_sampling_is_uniform_on_2_to_T(how, groups):
+def test_t_draws_uniform_on_2_to_T(how, groups):
     # Over many batches each t in 2..T appears equally often: a chi-square test at 1e-4.
     T, batch_size, n_batches = 12, 33, 3000
     rng = np.random.default_rng(17)
@@ -273,15 +273,20 @@ def test_every_t_sampling_is_uniform_on_2_to_T(how, groups):
     assert stats.chisquare(counts[2:]).pvalue > 1e-4
 
 
-def test_stratified_t_covers_each_slice_and_groups_share_t():
-    rng = np.random.default_rng(3)
-    t = draw_t(rng, 10, 101, "stratified")
-    # Slice i of 2..101 holds steps 2 + 10 i .. 11 + 10 i; each slice gets one draw.
+def test_stratified_t_one_per_slice():
+    t = draw_t(np.random.default_rng(3), 10, 101, "stratified")
+    # Slice i of 2..101 contains steps 2 + 10 i .. 11 + 10 i, and each slice gets one draw.
     np.testing.assert_array_equal(np.sort((t - 2) // 10), np.arange(10))
-    grouped = draw_t(rng, 12, 101, "stratified", groups=3).reshape(3, 4)
+
+
+def test_grouped_t_shared_per_block():
+    grouped = draw_t(np.random.default_rng(4), 12, 101, "stratified", groups=3).reshape(3, 4)
     assert np.all(grouped == grouped[:, :1])
     np.testing.assert_array_equal(np.sort((grouped[:, 0] - 2) * 3 // 100), np.arange(3))
+
+
+def test_t_draws_reject_invalid_settings():
     with pytest.raises(ValueError, match="unknown t sampling 'often'"):
         DiffusionInputs(10, 2, seed=1, t_sampling="often")
     with pytest.raises(ValueError, match="must be a positive divisor of the batch size 10"):
-        draw_t(rng, 10, 101, groups=3)
+        draw_t(np.random.default_rng(5), 10, 101, groups=3)

@@ -31,8 +31,8 @@ class DiffusionModel(Brick):
 
         A pair ``(mean, log variance)`` for Gaussian diffusion, the logit of the rate for
         binomial diffusion. ``t_groups`` promises that the batch is that many equal
-        contiguous blocks with one ``t`` each, which a network with per-step readouts uses
-        to compute faster; other networks ignore it.
+        contiguous blocks with one ``t`` each. A network with per-step readouts then does
+        one matrix product per block, and other networks ignore it.
         """
         if t_groups is None:
             output = self.network_output(xt, t)
