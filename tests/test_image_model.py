@@ -1,6 +1,7 @@
 """The image model: network against NumPy, K, gradients, other image sizes, configurations."""
 
 import math
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -307,6 +308,15 @@ def test_reference_configs_keep_the_depth_quirk():
         assert load_image_config(CONFIG_DIR / name)["model"]["dense_lower_depth_from_conv"]
     for name in ("mnist.toml", "cifar10.toml"):
         assert not load_image_config(CONFIG_DIR / name)["model"]["dense_lower_depth_from_conv"]
+
+
+@pytest.mark.parametrize("name", IMAGE_CONFIGS)
+def test_config_sets_learning_rate_decay(name):
+    with (CONFIG_DIR / name).open("rb") as file:
+        training = tomllib.load(file)["training"]
+    # Set in the file, not left to the default of a constant rate.
+    assert training["learning_rate_decay"] == "reference"
+    assert training["decay_every_n_batches"] == 500
 
 
 def test_config_unknown_key_names_key_and_file(tmp_path):

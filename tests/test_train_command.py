@@ -6,6 +6,7 @@ so a 2-epoch run of 4 batches per epoch takes a few seconds, most of it compilin
 """
 
 import json
+import math
 import shutil
 
 import numpy as np
@@ -61,9 +62,11 @@ def pixels():
     return images
 
 
-def write_config(folder, name, n_epochs=2, extra=""):
+def write_config(folder, name, n_epochs=2, extra="", training=""):
+    """Write the tiny configuration, with ``training`` lines added to its [training] section."""
     path = folder / f"{name}.toml"
-    path.write_text(CONFIG.format(n_epochs=n_epochs) + extra)
+    text = CONFIG.format(n_epochs=n_epochs).replace("seed = 3\n", "seed = 3\n" + training)
+    path.write_text(text + extra)
     return path
 
 
@@ -163,4 +166,127 @@ def test_train_rejects_unknown_key(pixels, tmp_path, capsys):
     assert error.startswith("dpm: error: ")
     assert error.count("\n") == 1
     assert "'n_hiden_conv'" in error
+    assert not (tmp_path / "runs").exists()
+
+
+def test_evaluate_n_images(trained, capsys):
+    assert main(["evaluate", str(trained), "--n-images", "8"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["n_points"] == 8
+
+
+def test_evaluate_all_steps_equal_exact(trained, capsys):
+    assert main(["evaluate", str(trained)]) == 0
+    exact = json.loads(capsys.readouterr().out)
+    # T = 10: 9 stratified steps per image are the steps 2..10, each once.
+    assert main(["evaluate", str(trained), "--t-per-image", "9"]) == 0
+    every_step = json.loads(capsys.readouterr().out)
+    assert exact["exact"] is True
+    assert every_step["exact"] is False
+    assert exact["t_per_image"] == every_step["t_per_image"] == 9
+    for name in ("K", "K_stderr", "K_minus_L_null", "K_minus_L_null_stderr"):
+        assert every_step[name] == exact[name], name
+
+
+def test_evaluate_t_per_image_agrees(trained, capsys):
+    assert main(["evaluate", str(trained)]) == 0
+    exact = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", str(trained), "--t-per-image", "2"]) == 0
+    sampled = json.loads(capsys.readouterr().out)
+    assert sampled["t_per_image"] == 2
+    assert abs(sampled["K"] - exact["K"]) < 4 * sampled["K_stderr"]
+    assert json.loads((trained / "evaluation.json").read_text()) == sampled
+
+
+def test_evaluate_rejects_too_many_steps(trained, capsys):
+    assert main(["evaluate", str(trained), "--t-per-image", "10"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("dpm: error: ")
+    assert error.count("\n") == 1
+    assert "t_per_image must be an integer from 1 to T - 1 = 9, got 10" in error
+
+
+def test_evaluate_run_without_decay_key(trained, tmp_path, capsys):
+    """A run folder written before learning_rate_decay existed still evaluates."""
+    run = tmp_path / "001"
+    shutil.copytree(trained, run)
+    config = json.loads((run / "config.json").read_text())
+    del config["training"]["learning_rate_decay"]
+    del config["training"]["decay_every_n_batches"]
+    (run / "config.json").write_text(json.dumps(config))
+    assert main(["evaluate", str(run)]) == 0
+    assert json.loads(capsys.readouterr().out)["n_points"] == N_TEST
+
+
+# Learning-rate decay -------------------------------------------------------------------------
+
+# 4 batches per epoch, a decay every 3 batches. The initial rate is so close to the floor of
+# 1e-4 that the rate reaches it at the 4th decay, after 12 batches, in the resumed third
+# epoch: 1.007e-4 * 0.9977**4 < 1e-4 < 1.007e-4 * 0.9977**3.
+INITIAL_RATE = 1.007e-4
+DECAY_EVERY = 3
+BATCHES_PER_EPOCH = N_TRAIN // 16
+DECAY = f"""learning_rate = {INITIAL_RATE}
+learning_rate_decay = "reference"
+decay_every_n_batches = {DECAY_EVERY}
+"""
+
+
+def closed_form_rate(n_batches):
+    """Return the reference code's rate after ``n_batches`` batches."""
+    factor = math.exp(math.log(0.1) / 1000)
+    return max(INITIAL_RATE * factor ** (n_batches // DECAY_EVERY), 1e-4)
+
+
+def checkpoint_values(run):
+    with np.load(run / "checkpoint.npz") as checkpoint:
+        return {key: checkpoint[key] for key in checkpoint.files if ":" in key}
+
+
+@pytest.fixture(scope="module")
+def decayed(pixels, tmp_path_factory):
+    """Train 2 epochs with the reference decay and return the run folder."""
+    folder = tmp_path_factory.mktemp("decay")
+    config = write_config(folder, "decay", training=DECAY)
+    assert main(["train", str(config), "--runs", str(folder / "runs")]) == 0
+    return folder / "runs" / "decay" / "001"
+
+
+def test_decay_follows_closed_form(decayed):
+    records = [record for record in read_stats(decayed / "stats.jsonl")
+               if not record.get("partial")]
+    assert [record["epoch"] for record in records] == [1, 2]
+    for record in records:
+        expected = closed_form_rate(record["epoch"] * BATCHES_PER_EPOCH)
+        assert record["learning_rate"] == pytest.approx(expected, rel=1e-6)
+    rate = checkpoint_values(decayed)["step_rule:step_rule.learning_rate"]
+    assert float(rate) == pytest.approx(closed_form_rate(2 * BATCHES_PER_EPOCH), rel=1e-6)
+    assert closed_form_rate(2 * BATCHES_PER_EPOCH) > 1e-4
+
+
+def test_decay_resumed_equals_uninterrupted(decayed, tmp_path):
+    run = tmp_path / "001"
+    shutil.copytree(decayed, run)
+    longer = write_config(tmp_path, "decay", n_epochs=3, training=DECAY)
+    assert main(["train", str(longer), "--resume", str(run), "--runs", str(tmp_path / "runs")]) == 0
+    assert main(["train", str(longer), "--runs", str(tmp_path / "runs")]) == 0
+    straight = tmp_path / "runs" / "decay" / "001"
+
+    resumed_values, straight_values = checkpoint_values(run), checkpoint_values(straight)
+    rate = "step_rule:step_rule.learning_rate"
+    assert float(resumed_values[rate]) == float(straight_values[rate])
+    assert float(resumed_values[rate]) == pytest.approx(closed_form_rate(12), rel=1e-6)
+    assert closed_form_rate(12) == 1e-4
+    assert sorted(resumed_values) == sorted(straight_values)
+    for key, value in straight_values.items():
+        np.testing.assert_array_equal(resumed_values[key], value, err_msg=key)
+
+
+def test_train_rejects_unknown_decay(pixels, tmp_path, capsys):
+    config = write_config(tmp_path, "bad", training='learning_rate_decay = "cosine"\n')
+    assert main(["train", str(config), "--runs", str(tmp_path / "runs")]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("dpm: error: ")
+    assert "[training] learning_rate_decay = 'cosine' is invalid" in error
+    assert "['none', 'reference']" in error
     assert not (tmp_path / "runs").exists()

@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from dpm.atomic import atomic_path
+from dpm.evaluation.bound import check_steps_per_example
 from dpm.image_data import ImageData, held_out_features, open_image_data
 from dpm.image_sampling import ImageSampler, write_image_grid
 from dpm.image_training import build_model
-from dpm.models.image_config import check_image_config
+from dpm.models.image_config import DEFAULTS, check_image_config
 from dpm.training.checkpoint import load_checkpoint
 from dpm.training.monitors import LogLikelihood
 from dpm.training.run_dir import checkpoint_file, read_config
@@ -62,6 +63,10 @@ def load_image_run(run_dir):
                 f"{run_dir}/config.json has no {key!r} entry, so `dpm train` did not write it; "
                 "pass the folder of an image run"
             )
+    # A run folder written before a key existed lacks it. Each such key's default keeps
+    # what the older runs did, e.g. a constant rate for [training] learning_rate_decay.
+    for section, defaults in DEFAULTS.items():
+        config[section] = {**defaults, **config.get(section, {})}
     check_image_config(config, f"{run_dir}/config.json")
     parameters, _, _ = load_checkpoint(checkpoint_file(run_dir))
     model = build_model(config)
@@ -70,30 +75,47 @@ def load_image_run(run_dir):
     return ImageRun(run_dir, config, image_data, model)
 
 
-def evaluate_run(run_dir, n_images=None, progress=False):
+def evaluate_run(run_dir, n_images=None, progress=False, t_per_image=None):
     """Evaluate K on the held-out images of ``run_dir`` and write ``evaluation.json`` there.
 
     The points, their dequantization noise and the draws of ``xt`` are those of the run's
     :class:`LogLikelihood`, so with the same ``n_images`` the numbers equal the last
     held-out values in ``stats.jsonl``.
 
+    Parameters
+    ----------
+    run_dir : path-like
+    n_images : int, optional
+        Held-out images to evaluate, ``[evaluation] n_images`` by default.
+    progress : bool
+    t_per_image : int, optional
+        Estimate each image's KL sum from this many steps, stratified over ``2..T``, instead
+        of summing it over all ``T - 1`` steps (see :meth:`BoundEvaluator.evaluate`). The
+        estimate is unbiased, and its standard errors include the variance of the drawn
+        steps.
+
     Returns
     -------
     dict
         ``K``, ``K_stderr``, ``K_minus_L_null``, ``K_minus_L_null_stderr`` (bits per image),
-        ``n_points``, ``n_dims``, ``K_per_dimension`` and, for 8-bit images,
+        ``n_points``, ``t_per_image`` (``T - 1`` when exact), ``exact`` (whether every step
+        was evaluated), ``n_dims``, ``K_per_dimension`` and, for 8-bit images,
         ``bits_per_dimension`` (see :func:`bits_per_dimension`).
     """
     run = load_image_run(run_dir)
+    if t_per_image is not None:
+        check_steps_per_example(t_per_image, run.model.trajectory_length, "t_per_image")
     evaluation = run.config["evaluation"]
     count = evaluation["n_images"] if n_images is None else int(n_images)
     held_out = held_out_features(run.image_data, run.config, count, evaluation["seed"])
     monitor = LogLikelihood(run.model, held_out, seed=evaluation["seed"])
     result = monitor.evaluator.evaluate(monitor.points, seed=monitor.evaluation_seed,
-                                        progress=progress)
+                                        progress=progress, t_per_example=t_per_image)
     n_dims = run.model.n_dims
     report = {name: result[name] for name in
               ("K", "K_stderr", "K_minus_L_null", "K_minus_L_null_stderr", "n_points")}
+    report["t_per_image"] = result["t_per_example"]
+    report["exact"] = t_per_image is None
     report["n_dims"] = n_dims
     report["K_per_dimension"] = result["K"] / n_dims
     if run.image_data.quantized:

@@ -24,6 +24,7 @@ from dpm.training.extensions import FinishAfter, Printing, ProgressBar, Timing
 from dpm.training.monitors import LogLikelihood
 from dpm.training.plots import PlotMonitors, PlotSamples
 from dpm.training.run_dir import DEFAULT_RUNS_ROOT, PLOTS_NAME, create_run_dir, read_config
+from dpm.training.schedules import ReferenceDecay
 from dpm.training.training_run import run_training
 
 logger = logging.getLogger(__name__)
@@ -60,6 +61,37 @@ def build_algorithm(model, training, seed):
     draws = build_draws(model, training, seed)
     algorithm, _ = compile_bound_step(model, training, draws)
     return algorithm, draws
+
+
+def build_learning_rate_decay(training, learning_rate):
+    """Build the extension that decays ``learning_rate`` as ``[training] learning_rate_decay`` sets.
+
+    ``'reference'`` multiplies the rate by :data:`~dpm.training.schedules.REFERENCE_FACTOR`
+    after every ``decay_every_n_batches`` batches, counted over the whole run, and stops
+    at :data:`~dpm.training.schedules.REFERENCE_MINIMUM`. After ``N`` batches the rate is
+    therefore ``max(learning_rate * REFERENCE_FACTOR ** (N // decay_every_n_batches),
+    REFERENCE_MINIMUM)``. The extension checkpoints the rate, so a resumed run continues
+    the schedule.
+
+    Parameters
+    ----------
+    training : dict
+        The ``[training]`` section.
+    learning_rate : shared scalar
+        The step rule's learning rate.
+
+    Returns
+    -------
+    ReferenceDecay or None
+        None for ``'none'``, a constant rate.
+    """
+    name = training["learning_rate_decay"]
+    if name == "none":
+        return None
+    if name == "reference":
+        return ReferenceDecay(learning_rate, every_n_epochs=None,
+                              every_n_batches=training["decay_every_n_batches"])
+    raise ValueError(f"unknown learning_rate_decay {name!r}; choose 'none' or 'reference'")
 
 
 def plot_images(sampler, held_out, seed):
@@ -114,13 +146,15 @@ def train_image_model(config_path, quick=False, resume_from=None, root=DEFAULT_R
     n_epochs = training["n_epochs"]
     every = max(1, n_epochs // N_EVALUATIONS)
 
-    extensions = [
-        Timing(),
-        FinishAfter(after_n_epochs=n_epochs),
+    extensions = [Timing(), FinishAfter(after_n_epochs=n_epochs)]
+    decay = build_learning_rate_decay(training, algorithm.step_rule.learning_rate)
+    if decay is not None:
+        extensions.append(decay)
+    extensions += [
         LogLikelihood(model, held_out, seed=evaluation["seed"], every_n_epochs=every,
                       after_training=n_epochs % every != 0),
         Printing(every_n_epochs=every,
-                 keys=("K", "test_K", "test_K_minus_L_null", "total_seconds")),
+                 keys=("K", "test_K", "test_K_minus_L_null", "learning_rate", "total_seconds")),
     ]
     if progress:
         batches_per_epoch = stream.iteration_scheme.batches_per_epoch()

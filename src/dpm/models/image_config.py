@@ -18,8 +18,14 @@ logger = logging.getLogger(__name__)
 #: Data sets whose images the image model trains on.
 IMAGE_DATASETS = ("mnist", "cifar10", "cifar10_subset", "dead_leaves", "bark")
 
+#: Learning-rate schedules of ``[training] learning_rate_decay``: a constant rate, or the
+#: reference code's decay (:class:`dpm.training.ReferenceDecay`) every
+#: ``decay_every_n_batches`` batches.
+LEARNING_RATE_DECAYS = ("none", "reference")
+
 #: Every valid key, with its default and thereby its type. The model defaults are the
-#: reference code's (model.py).
+#: reference code's (model.py). The learning rate stays constant by default, so that a run
+#: folder written before ``learning_rate_decay`` existed reads back as it was trained.
 DEFAULTS = {
     "data": {
         "dataset": "mnist",
@@ -58,6 +64,8 @@ DEFAULTS = {
         "batch_size": 512,
         "n_epochs": 100,
         "seed": 1,
+        "learning_rate_decay": "none",
+        "decay_every_n_batches": 500,
     },
     "evaluation": {
         "n_images": 1000,
@@ -109,6 +117,8 @@ RULES = {
     "training.learning_rate": (positive, "a positive number"),
     "training.batch_size": _whole(1),
     "training.n_epochs": _whole(1),
+    "training.learning_rate_decay": one_of(*LEARNING_RATE_DECAYS),
+    "training.decay_every_n_batches": _whole(1),
     "evaluation.n_images": _whole(1),
 }
 
