@@ -33,6 +33,7 @@ DEFAULTS = {
     "model": {
         "trajectory_length": 2000, "n_hidden": 50, "n_layers": 3, "p": 0.2,
         "parameterization": "forward_offset", "hidden_std": 0.5, "readout_std": 0.01,
+        "readout_basis": 0, "readout_basis_width": "reference",
     },
     "training": {
         "step_rule": "adam", "learning_rate": 3e-3, "final_learning_rate": 1e-4,
@@ -58,6 +59,8 @@ def check_config(config, where):
         "model.parameterization": one_of("direct", "forward_offset"),
         "model.hidden_std": (positive, "a positive number"),
         "model.readout_std": (positive, "a positive number"),
+        "model.readout_basis": (lambda value: value == 0 or value >= 2, "0 or an integer of at least 2"),
+        "model.readout_basis_width": one_of("reference", "paper"),
         "training.step_rule": one_of("adam", "rmsprop"),
         "training.learning_rate": (positive, "a positive number"),
         "training.final_learning_rate": (positive, "a positive number"),

@@ -35,6 +35,7 @@ from dpm.bricks import (
     Tanh,
     Uniform,
     add_role,
+    bump_basis,
     has_role,
 )
 
@@ -622,6 +623,84 @@ def test_readout_rejects_out_of_range_steps(readout_case):
     for steps in ([0, 6], [-1, 0]):
         with pytest.raises(AssertionError, match=r"every step must be in \[0, 6\)"):
             function(h, np.array(steps), 0, np.zeros((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def basis_readout_case(float64_mode):
+    """A readout with a shared part of 3 bumps over 6 steps, every parameter non-zero."""
+    readout = PerStepReadout(4, 3, 6, IsotropicGaussian(), IsotropicGaussian(), n_basis=3)
+    readout.initialize(np.random.default_rng(24))
+    rng = np.random.default_rng(25)
+    for name in ("W_basis", "b_basis"):
+        parameter = readout.get_parameter(name)
+        parameter.set_value(rng.normal(size=parameter.get_value().shape))
+    h = pt.matrix("h")
+    steps = pt.ivector("steps")
+    weights = pt.matrix("weights")
+    grouped = readout.apply(pt.specify_shape(h, (6, 4)), steps, n_groups=3)
+    per_example = readout.apply(h, steps)
+    parameters = [readout.W, readout.b, readout.get_parameter("W_basis"), readout.get_parameter("b_basis")]
+    outputs = []
+    for output in (per_example, grouped):
+        outputs += [output, *pytensor.grad(pt.sum(output * weights), parameters)]
+    function = backend.compile_function([h, steps, weights], outputs)
+    return readout, function
+
+
+def numpy_basis_readout(readout, h, steps, weights):
+    """Return the output and the gradients of ``sum(output * weights)`` by loops in float64."""
+    B = bump_basis(6, 3)
+    W, b = readout.W.get_value(), readout.b.get_value()
+    W_basis = readout.get_parameter("W_basis").get_value()
+    b_basis = readout.get_parameter("b_basis").get_value()
+    output = np.empty((len(h), 3))
+    grads = [np.zeros_like(W), np.zeros_like(b), np.zeros_like(W_basis), np.zeros_like(b_basis)]
+    for i, s in enumerate(steps):
+        map_W = W[s] + sum(B[s, j] * W_basis[j] for j in range(3))
+        map_b = b[s] + sum(B[s, j] * b_basis[j] for j in range(3))
+        output[i] = h[i] @ map_W + map_b
+        grads[0][s] += np.outer(h[i], weights[i])
+        grads[1][s] += weights[i]
+        for j in range(3):
+            grads[2][j] += B[s, j] * np.outer(h[i], weights[i])
+            grads[3][j] += B[s, j] * weights[i]
+    return [output, *grads]
+
+
+def test_basis_readout_matches_numpy_loop(basis_readout_case):
+    readout, function = basis_readout_case
+    rng = np.random.default_rng(26)
+    h, weights = rng.normal(size=(6, 4)), rng.normal(size=(6, 3))
+    steps = np.array([5, 5, 0, 0, 2, 2], dtype=np.int32)
+    values = function(h, steps, weights)
+    expected = numpy_basis_readout(readout, h, steps, weights)
+    # Per-example and grouped paths, each an output and four gradients.
+    for got, want in zip(values, expected + expected):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13)
+
+
+def test_basis_readout_step_maps(basis_readout_case):
+    readout, _ = basis_readout_case
+    W, b = readout.step_maps()
+    B = bump_basis(6, 3)
+    W_basis = readout.get_parameter("W_basis").get_value()
+    np.testing.assert_allclose(W[4], readout.W.get_value()[4] + np.einsum("j,jkl->kl", B[4], W_basis))
+    np.testing.assert_allclose(b, readout.b.get_value() + B @ readout.get_parameter("b_basis").get_value())
+
+
+def test_basis_readout_starts_as_plain_readout():
+    plain = PerStepReadout(4, 3, 6, IsotropicGaussian(), IsotropicGaussian())
+    shared = PerStepReadout(4, 3, 6, IsotropicGaussian(), IsotropicGaussian(), n_basis=4)
+    plain.initialize(np.random.default_rng(27))
+    shared.initialize(np.random.default_rng(27))
+    for mine, theirs in zip(shared.step_maps(), plain.step_maps()):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+@pytest.mark.parametrize("n_basis", [1, -2, 2.5, True])
+def test_basis_readout_rejects_bad_n_basis(n_basis):
+    with pytest.raises(ValueError, match="n_basis must be 0"):
+        PerStepReadout(4, 3, 6, IsotropicGaussian(), n_basis=n_basis)
 
 
 def test_readout_rejects_float_steps():

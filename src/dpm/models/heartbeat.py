@@ -30,11 +30,17 @@ class HeartbeatModel(BinomialDiffusionModel):
     hidden_std, readout_std : float
         Standard deviations of the hidden and readout weights at initialization (our
         choice; the paper does not state them). Biases start at zero.
+    readout_basis : int
+        Bumps of the readouts' shared part, 0 for none (see
+        :class:`~dpm.bricks.PerStepReadout`'s ``n_basis``). The network's function class
+        is the paper's either way; the shared part speeds up training.
+    readout_basis_width : {'reference', 'paper'} or float
+        Width of those bumps, see :func:`~dpm.bricks.bump_basis`.
     """
 
     def __init__(self, trajectory_length=2000, n_dims=20, n_hidden=50, n_layers=3, p=0.2,
                  parameterization="forward_offset", hidden_std=0.5, readout_std=0.01,
-                 name="heartbeat"):
+                 readout_basis=0, readout_basis_width="reference", name="heartbeat"):
         super().__init__(name=name)
         if int(n_layers) < 1:
             raise ValueError(f"n_layers must be at least 1, got {n_layers!r}")
@@ -49,7 +55,8 @@ class HeartbeatModel(BinomialDiffusionModel):
         # Readouts for t = 2..T only: the last step t = 1 is fixed to the forward kernel.
         self.readout = PerStepReadout(n_hidden, n_dims, T - 1,
                                       weights_init=IsotropicGaussian(readout_std),
-                                      biases_init=Constant(0.0), name="readout")
+                                      biases_init=Constant(0.0), n_basis=readout_basis,
+                                      basis_width=readout_basis_width, name="readout")
         self.add_child(self.mlp)
         self.add_child(self.readout)
 
