@@ -8,7 +8,10 @@ script builds ``HeartbeatModel()`` (T = 2000, float32) with Adam wrapped in
   all 2M readout weights every step;
 * ``grouped_lazy``: the batch is 50 blocks of 20 sequences, each block with one ``t``
   (stratified), each block's readout one matrix product, and Adam updates only the 50 rows
-  used (the settings of ``original_configs/heartbeat.toml``).
+  used;
+* ``grouped_lazy_basis``: as ``grouped_lazy``, with the readouts' shared part of 20 bumps
+  (``readout_basis``), which Adam updates whole (the settings of
+  ``original_configs/heartbeat.toml``).
 
 All variants of one backend are built in one process and timed in alternating rounds, so
 load from other processes affects them alike. The median over rounds is reported. Inputs
@@ -44,8 +47,9 @@ REPOSITORY = Path(__file__).resolve().parent.parent
 DEFAULT_OUTPUT = REPOSITORY / "benchmarks" / "results" / "heartbeat_step.json"
 BATCH_SIZE = 1000
 T_GROUPS = 50
-#: Name -> (t_groups, lazy) of each way of training the readouts.
-VARIANTS = {"per_example": (None, False), "grouped_lazy": (T_GROUPS, True)}
+#: Name -> (t_groups, lazy, readout_basis) of each way of training the readouts.
+VARIANTS = {"per_example": (None, False, 0), "grouped_lazy": (T_GROUPS, True, 0),
+            "grouped_lazy_basis": (T_GROUPS, True, 20)}
 ROUNDS = 7
 CALLS_PER_ROUND = 50
 
@@ -67,8 +71,8 @@ def measure(backend_name):
     data = heartbeat.sample(20_000, rng).astype(np.float32)
     steps = {}
     results = {}
-    for name, (t_groups, lazy) in VARIANTS.items():
-        model = HeartbeatModel()
+    for name, (t_groups, lazy, readout_basis) in VARIANTS.items():
+        model = HeartbeatModel(readout_basis=readout_basis)
         model.initialize(np.random.default_rng(1))
         x0 = pt.matrix("x0", dtype="float32")
         t = pt.ivector("t")
