@@ -9,10 +9,12 @@ export OPENBLAS_NUM_THREADS ?= 1
 
 .PHONY: reproduce test bench clean-venv
 
+# The jax extra is installed so that the tests compare the JAX backend with C and Numba
+# (without JAX those tests skip) and `make bench` times it.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,jax]'
 	touch $(STAMP)
 
 reproduce: $(STAMP)
