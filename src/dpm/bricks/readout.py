@@ -58,7 +58,8 @@ class PerStepReadout(Brick):
         self.n_basis = int(n_basis)
         self.basis = None
         if self.n_basis:
-            # Float64 (n_steps, n_basis); rows sum to 1, so a constant W_basis adds the same map to every step.
+            # Float64, shape (n_steps, n_basis). Rows sum to 1, so a constant W_basis adds the same
+            # map to every step.
             self.basis = bump_basis(self.n_steps, self.n_basis, basis_width)
             self.add_parameter("W_basis", (self.n_basis, self.input_dim, self.output_dim),
                                Constant(0.0), WEIGHT)
