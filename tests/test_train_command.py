@@ -290,3 +290,36 @@ def test_train_rejects_unknown_decay(pixels, tmp_path, capsys):
     assert "[training] learning_rate_decay = 'cosine' is invalid" in error
     assert "['none', 'reference']" in error
     assert not (tmp_path / "runs").exists()
+
+
+# Resuming with another configuration, or a finished run ------------------------------------
+
+
+def test_resume_rejects_other_model(trained, tmp_path, capsys):
+    run = tmp_path / "001"
+    shutil.copytree(trained, run)
+    checkpoint = (run / "checkpoint.npz").read_bytes()
+    other = write_config(tmp_path, "tiny").read_text().replace("n_hidden_conv = 2", "n_hidden_conv = 3")
+    (tmp_path / "other.toml").write_text(other)
+    assert main(["train", str(tmp_path / "other.toml"), "--resume", str(run)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("dpm: error: ")
+    assert error.count("\n") == 1
+    started_from = json.loads((run / "config.json").read_text())["config_file"]
+    assert f"started from {started_from} without --quick" in error
+    assert "differs in [model]" in error
+    assert "Resume with the same CONFIG and --quick as the run was started with" in error
+    assert f"resolved configuration is {run / 'config.json'}" in error
+    assert (run / "checkpoint.npz").read_bytes() == checkpoint
+
+
+def test_resume_rejects_other_quick_flag(trained, tmp_path, capsys):
+    run = tmp_path / "001"
+    shutil.copytree(trained, run)
+    config = write_config(tmp_path, "tiny", extra="\n[quick]\nevaluation = { n_images = 8 }\n")
+    assert main(["train", str(config), "--quick", "--resume", str(run)]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert f"and {config} with --quick differs in --quick" in error
+    assert "resolved configuration is" in error
+

@@ -18,12 +18,19 @@ from dpm.image_data import (
     training_stream,
 )
 from dpm.image_sampling import DEFAULT_DENOISE_SIGMA, ImageSampler
-from dpm.models.image_config import build_image_model, load_image_config
+from dpm.models.image_config import DEFAULTS, build_image_model, load_image_config
 from dpm.training.diffusion_training import build_draws, compile_bound_step
 from dpm.training.extensions import FinishAfter, Printing, ProgressBar, Timing
 from dpm.training.monitors import LogLikelihood
 from dpm.training.plots import PlotMonitors, PlotSamples
-from dpm.training.run_dir import DEFAULT_RUNS_ROOT, PLOTS_NAME, create_run_dir, read_config
+from dpm.training.run_dir import (
+    CONFIG_NAME,
+    DEFAULT_RUNS_ROOT,
+    PLOTS_NAME,
+    config_as_stored,
+    create_run_dir,
+    read_config,
+)
 from dpm.training.schedules import ReferenceDecay
 from dpm.training.training_run import run_training
 
@@ -35,6 +42,8 @@ N_PLOT_IMAGES = 36
 N_EVALUATIONS = 10
 #: Keys of the configuration stored in ``config.json`` besides the sections of the file.
 RUN_KEYS = ("config_file", "quick", "data_file")
+#: Sections that must equal the run's to resume it, because they fix the model's parameters and the data.
+RESUME_FIXED_SECTIONS = ("data", "model")
 
 
 def run_config(config_path, quick, data_file):
@@ -131,8 +140,11 @@ def train_image_model(config_path, quick=False, resume_from=None, root=DEFAULT_R
     """
     config_path = Path(config_path)
     config = load_image_config(config_path, quick=quick)
-    if data_file is None and resume_from is not None:
-        data_file = read_config(resume_from).get("data_file")
+    if resume_from is not None:
+        stored = read_config(resume_from)
+        check_resumable(resume_from, stored, config_path, quick, config)
+        if data_file is None:
+            data_file = stored.get("data_file")
     data_file = locate_data_file(config["data"]["dataset"], data_file)
     config = run_config(config_path, quick, data_file)
     image_data = open_image_data(data_file, config)
@@ -174,3 +186,34 @@ def train_image_model(config_path, quick=False, resume_from=None, root=DEFAULT_R
                        resume_from=resume_from, random_states={"draws": draws})
     logger.info("run %s: %d batches done", run.run_dir, run.log.status["iterations_done"])
     return run
+
+
+def check_resumable(run_dir, stored, config_path, quick, config):
+    """Raise unless ``config`` builds the same model on the same data as the run in ``run_dir``.
+
+    Only the sections of :data:`RESUME_FIXED_SECTIONS` and the ``--quick`` flag are compared,
+    so a larger ``[training] n_epochs`` continues the run.
+
+    Raises
+    ------
+    ValueError
+        If ``quick`` or a compared section differs from ``stored``, the run's ``config.json``.
+        The message names the run's configuration file and flag.
+    """
+    current = config_as_stored(config)
+    # A run written before a key existed lacks it, and the key's default is what that run did.
+    changed = [f"[{section}]" for section in RESUME_FIXED_SECTIONS
+               if {**DEFAULTS.get(section, {}), **stored.get(section, {})} != current.get(section)]
+    if stored.get("quick", False) != bool(quick):
+        changed.append("--quick")
+    if not changed:
+        return
+    started = "with --quick" if stored.get("quick") else "without --quick"
+    requested = "with --quick" if quick else "without --quick"
+    raise ValueError(
+        f"cannot resume {run_dir}: it was started from {stored.get('config_file', 'an unknown file')} "
+        f"{started}, and {config_path} {requested} differs in {', '.join(changed)}. Resume with the "
+        "same CONFIG and --quick as the run was started with; the run's resolved configuration "
+        f"is {Path(run_dir) / CONFIG_NAME}"
+    )
+
