@@ -6,6 +6,7 @@ so a 2-epoch run of 4 batches per epoch takes a few seconds, most of it compilin
 """
 
 import json
+import logging
 import math
 import shutil
 
@@ -323,3 +324,17 @@ def test_resume_rejects_other_quick_flag(trained, tmp_path, capsys):
     assert f"and {config} with --quick differs in --quick" in error
     assert "resolved configuration is" in error
 
+
+def test_resume_finished_run_reports_complete(trained, tmp_path, capsys, caplog):
+    run = tmp_path / "001"
+    shutil.copytree(trained, run)
+    stats = (run / "stats.jsonl").read_text()
+    config = write_config(tmp_path, "tiny")
+    with caplog.at_level(logging.INFO, logger="dpm.image_training"):
+        assert main(["train", str(config), "--resume", str(run)]) == 0
+    assert capsys.readouterr().out.strip() == str(run)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(f"run {run} is complete: 2 of 2 epochs done" in message
+               and "n_epochs is larger than 2" in message for message in messages), messages
+    assert not any("resuming training" in message for message in messages)
+    assert (run / "stats.jsonl").read_text() == stats

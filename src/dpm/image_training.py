@@ -23,16 +23,19 @@ from dpm.training.diffusion_training import build_draws, compile_bound_step
 from dpm.training.extensions import FinishAfter, Printing, ProgressBar, Timing
 from dpm.training.monitors import LogLikelihood
 from dpm.training.plots import PlotMonitors, PlotSamples
+from dpm.training.checkpoint import load_checkpoint
 from dpm.training.run_dir import (
     CONFIG_NAME,
     DEFAULT_RUNS_ROOT,
     PLOTS_NAME,
+    checkpoint_file,
     config_as_stored,
     create_run_dir,
     read_config,
 )
 from dpm.training.schedules import ReferenceDecay
-from dpm.training.training_run import run_training
+from dpm.training.log import TrainingLog
+from dpm.training.training_run import TrainingRun, run_training
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +150,10 @@ def train_image_model(config_path, quick=False, resume_from=None, root=DEFAULT_R
             data_file = stored.get("data_file")
     data_file = locate_data_file(config["data"]["dataset"], data_file)
     config = run_config(config_path, quick, data_file)
+    if resume_from is not None:
+        finished = finished_run(resume_from, config["training"]["n_epochs"])
+        if finished is not None:
+            return finished
     image_data = open_image_data(data_file, config)
 
     training, evaluation = config["training"], config["evaluation"]
@@ -217,3 +224,21 @@ def check_resumable(run_dir, stored, config_path, quick, config):
         f"is {Path(run_dir) / CONFIG_NAME}"
     )
 
+
+def finished_run(run_dir, n_epochs):
+    """Return the :class:`TrainingRun` of ``run_dir`` if its checkpoint has ``n_epochs`` epochs done.
+
+    Returns None when the run has epochs left, so that it is resumed. A finished run's
+    ``main_loop`` is None, because nothing is compiled or trained.
+    """
+    _, _, state = load_checkpoint(checkpoint_file(run_dir))
+    if "log" not in state:
+        return None  # resume() rejects such a checkpoint with the fix.
+    log = TrainingLog.from_dict(state["log"])
+    epochs_done = log.status["epochs_done"]
+    if epochs_done < n_epochs:
+        return None
+    logger.info("run %s is complete: %d of %d epochs done. To train it longer, resume it with a "
+                "configuration whose [training] n_epochs is larger than %d",
+                run_dir, epochs_done, n_epochs, epochs_done)
+    return TrainingRun(Path(run_dir), log, None)
