@@ -13,12 +13,15 @@ import shutil
 import numpy as np
 import pytest
 
+from dpm import image_training
 from dpm.cli import main
 from dpm.data.hdf5 import write_dataset
 from dpm.data.mnist import default_path
 from dpm.data.pixel_statistics import statistics_attrs
 from dpm.image_run import bits_per_dimension
 from dpm.training import read_stats
+from dpm.training.checkpoint import load_checkpoint
+from dpm.training.extensions import SimpleExtension
 
 N_TRAIN, N_TEST = 64, 16
 CONFIG = """
@@ -338,3 +341,39 @@ def test_resume_finished_run_reports_complete(trained, tmp_path, capsys, caplog)
                and "n_epochs is larger than 2" in message for message in messages), messages
     assert not any("resuming training" in message for message in messages)
     assert (run / "stats.jsonl").read_text() == stats
+
+
+# Ctrl-C during training ----------------------------------------------------------------------
+
+
+class InterruptAfterFirstBatch(SimpleExtension):
+    """Raise KeyboardInterrupt after the run's first batch, as Ctrl-C there would."""
+
+    def __init__(self):
+        super().__init__(every_n_batches=1)
+
+    def do(self, event, main_loop):
+        raise KeyboardInterrupt
+
+
+def test_train_interrupt_prints_resume_command(pixels, tmp_path, monkeypatch, capsys):
+    config = write_config(tmp_path, "stopped")
+    # The decay extension is the one optional extension, so it is where the test adds its own.
+    monkeypatch.setattr(image_training, "build_learning_rate_decay",
+                        lambda training, learning_rate: InterruptAfterFirstBatch())
+    assert main(["train", str(config), "--runs", str(tmp_path / "runs")]) == 130
+    run = tmp_path / "runs" / "stopped" / "001"
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    # The progress bar writes to stderr before the message, which is the last line.
+    assert captured.err.endswith("\n")
+    assert captured.err.splitlines()[-1] == (f"interrupted; checkpoint written to {run}; "
+                                             f"continue with: dpm train {config} --resume {run}")
+    assert "Traceback" not in captured.err
+    _, _, state = load_checkpoint(run / "checkpoint.npz")
+    assert state["log"]["status"]["iterations_done"] == 1
+
+    monkeypatch.undo()
+    assert main(["train", str(config), "--resume", str(run)]) == 0
+    _, _, state = load_checkpoint(run / "checkpoint.npz")
+    assert state["log"]["status"]["epochs_done"] == 2

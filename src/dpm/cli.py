@@ -90,13 +90,25 @@ def _add_model_commands(commands):
                         help="the PNG file (default: RUN/samples/KIND-seedSEED.png)")
 
 
+#: Exit status after Ctrl-C: 128 + 2 (SIGINT), the status that shells report for it.
+INTERRUPTED_STATUS = 130
+
+
 def train_model(args):
     from dpm import backend
-    from dpm.image_training import train_image_model
+    from dpm.image_training import TrainingInterrupted, train_image_model
 
-    backend.configure(args.backend)
-    run = train_image_model(args.config, quick=args.quick, resume_from=args.resume,
-                            root=args.runs)
+    chosen = backend.configure(args.backend)
+    try:
+        run = train_image_model(args.config, quick=args.quick, resume_from=args.resume,
+                                root=args.runs)
+    except TrainingInterrupted as interrupt:
+        options = " --quick" if args.quick else ""
+        if args.backend is not None:
+            options += f" --backend {chosen}"
+        print(f"interrupted; checkpoint written to {interrupt.run_dir}; continue with: "
+              f"dpm train {args.config}{options} --resume {interrupt.run_dir}", file=sys.stderr)
+        return INTERRUPTED_STATUS
     print(run.run_dir)
     return 0
 

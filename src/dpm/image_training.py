@@ -49,6 +49,14 @@ RUN_KEYS = ("config_file", "quick", "data_file")
 RESUME_FIXED_SECTIONS = ("data", "model")
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """A KeyboardInterrupt during training, after the checkpoint of ``run_dir`` was written."""
+
+    def __init__(self, run_dir):
+        super().__init__(f"training interrupted; checkpoint written to {run_dir}")
+        self.run_dir = Path(run_dir)
+
+
 def run_config(config_path, quick, data_file):
     """Return the configuration as ``config.json`` stores it: the sections and :data:`RUN_KEYS`."""
     config = load_image_config(config_path, quick=quick)
@@ -140,6 +148,11 @@ def train_image_model(config_path, quick=False, resume_from=None, root=DEFAULT_R
     Returns
     -------
     TrainingRun
+
+    Raises
+    ------
+    TrainingInterrupted
+        On a KeyboardInterrupt during training, once the checkpoint is written.
     """
     config_path = Path(config_path)
     config = load_image_config(config_path, quick=quick)
@@ -189,8 +202,12 @@ def train_image_model(config_path, quick=False, resume_from=None, root=DEFAULT_R
                     every_n_epochs=None, after_training=True),
     ]
     new_run_dir = folder if resume_from is None else None
-    run = run_training(model, algorithm, stream, extensions, config=config, run_dir=new_run_dir,
-                       resume_from=resume_from, random_states={"draws": draws})
+    try:
+        run = run_training(model, algorithm, stream, extensions, config=config,
+                           run_dir=new_run_dir, resume_from=resume_from,
+                           random_states={"draws": draws})
+    except KeyboardInterrupt as interrupt:
+        raise TrainingInterrupted(folder) from interrupt
     logger.info("run %s: %d batches done", run.run_dir, run.log.status["iterations_done"])
     return run
 
