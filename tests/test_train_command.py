@@ -377,3 +377,23 @@ def test_train_interrupt_prints_resume_command(pixels, tmp_path, monkeypatch, ca
     assert main(["train", str(config), "--resume", str(run)]) == 0
     _, _, state = load_checkpoint(run / "checkpoint.npz")
     assert state["log"]["status"]["epochs_done"] == 2
+
+
+@pytest.mark.parametrize("command", [["evaluate"], ["sample"], ["train", "CONFIG", "--resume"]])
+def test_missing_run_folder_named(tmp_path, capsys, command):
+    missing = tmp_path / "runs" / "x" / "099"
+    config = write_config(tmp_path, "tiny")
+    argv = [str(config) if word == "CONFIG" else word for word in command]
+    assert main([*argv, str(missing)]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert f"run folder {missing} not found" in error
+    assert "`dpm train CONFIG` creates run folders" in error
+    assert "run_training" not in error
+
+
+def test_folder_without_config_rejected(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert f"{tmp_path / 'config.json'} not found, so {tmp_path} is not a run folder" in error
+    assert "`dpm train` created" in error

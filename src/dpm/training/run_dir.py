@@ -108,10 +108,25 @@ def write_config(run_dir, config):
 
 
 def read_config(run_dir):
-    """Return the configuration stored in ``run_dir/config.json``."""
-    path = Path(run_dir) / CONFIG_NAME
+    """Return the configuration stored in ``run_dir/config.json``.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``run_dir`` or its ``config.json`` does not exist.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(
+            f"run folder {run_dir} not found; `dpm train CONFIG` creates run folders, "
+            "numbered runs/NAME/001, 002 and so on"
+        )
+    path = run_dir / CONFIG_NAME
     if not path.exists():
-        raise FileNotFoundError(f"{path} not found; pass a run directory that run_training created")
+        raise FileNotFoundError(
+            f"{path} not found, so {run_dir} is not a run folder; pass a folder that "
+            "`dpm train` created"
+        )
     return json.loads(path.read_text())
 
 
