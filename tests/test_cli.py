@@ -44,3 +44,19 @@ def test_unknown_backend_is_rejected(capsys):
     with pytest.raises(SystemExit):
         cli.main(["--backend", "cuda", "info"])
     assert "invalid choice" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["evaluate", "RUN", "--n-images", "0"], "--n-images"),
+    (["evaluate", "RUN", "--t-per-image", "-1"], "--t-per-image"),
+    (["sample", "RUN", "--n-images", "0"], "--n-images"),
+    (["sample", "RUN", "--n-images", "two"], "--n-images"),
+])
+def test_count_options_must_be_positive(capsys, argv, option):
+    # The parser rejects the value before any run folder is read.
+    with pytest.raises(SystemExit) as raised:
+        cli.main(argv)
+    assert raised.value.code == 2
+    error = capsys.readouterr().err
+    assert f"argument {option}: " in error
+    assert f"{argv[-1]!r}" in error or f"got {argv[-1]}" in error

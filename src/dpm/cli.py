@@ -66,9 +66,9 @@ def _add_model_commands(commands):
     evaluate = commands.add_parser(
         "evaluate", help="evaluate K on held-out images of a trained run and write evaluation.json")
     evaluate.add_argument("run", help="run folder, e.g. runs/reference_mnist/001")
-    evaluate.add_argument("--n-images", type=int, default=None,
+    evaluate.add_argument("--n-images", type=positive_int, default=None,
                           help="held-out images to evaluate (default: [evaluation] n_images)")
-    evaluate.add_argument("--t-per-image", type=int, default=None, metavar="N",
+    evaluate.add_argument("--t-per-image", type=positive_int, default=None, metavar="N",
                           help="estimate each image's KL sum from N time steps drawn stratified "
                                "over 2..T and scaled by (T - 1) / N, unbiased and about "
                                "(T - 1) / N times faster; the standard errors include the "
@@ -84,10 +84,22 @@ def _add_model_commands(commands):
                            "SIGMA added, in units of the training data's standard deviation")
     sample.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
                         help="height and width of plain samples (default: the training size)")
-    sample.add_argument("--n-images", type=int, default=36, help="images to draw (default: 36)")
+    sample.add_argument("--n-images", type=positive_int, default=36,
+                        help="images to draw (default: 36)")
     sample.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
     sample.add_argument("--output", metavar="PNG",
                         help="the PNG file (default: RUN/samples/KIND-seedSEED.png)")
+
+
+def positive_int(text):
+    """Parse an option's value as an integer of at least 1, for argparse's ``type``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 #: Exit status after Ctrl-C: 128 + 2 (SIGINT), the status that shells report for it.
