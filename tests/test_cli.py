@@ -60,3 +60,36 @@ def test_count_options_must_be_positive(capsys, argv, option):
     error = capsys.readouterr().err
     assert f"argument {option}: " in error
     assert f"{argv[-1]!r}" in error or f"got {argv[-1]}" in error
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate", "sample"])
+def test_backend_accepted_after_model_command(tmp_path, capsys, command):
+    # The run folder is missing, so the command fails after parsing and configuring.
+    missing = str(tmp_path / "missing")
+    argv = [command, missing, "--backend", "c"]
+    if command == "train":
+        argv = ["train", str(tmp_path / "absent.toml"), "--backend", "c"]
+    assert cli.main(argv) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("dpm: error: ")
+    assert "unrecognized arguments" not in error
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["evaluate", "RUN", "--backend", "numba"], "numba"),
+    (["--backend", "numba", "sample", "RUN"], "numba"),
+    (["--backend", "numba", "sample", "RUN", "--backend", "c"], "c"),
+    (["evaluate", "RUN"], None),
+])
+def test_backend_parsed_before_or_after_command(monkeypatch, argv, expected):
+    chosen = []
+
+    def record_backend(args):
+        chosen.append(args.backend)
+        return 0
+
+    # Only the parsing is under test, so the command's function records the backend it gets.
+    command = next(word for word in argv if word in cli.MODEL_COMMANDS)
+    monkeypatch.setitem(cli.MODEL_COMMANDS, command, record_backend)
+    assert cli.main(argv) == 0
+    assert chosen == [expected]

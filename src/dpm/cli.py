@@ -55,9 +55,7 @@ def _add_model_commands(commands):
     train.add_argument("config", help="an image configuration, e.g. original_configs/reference_mnist.toml")
     train.add_argument("--quick", action="store_true",
                        help="apply the file's [quick] overrides, a short smoke run")
-    # SUPPRESS keeps the value given before the command, as in `dpm --backend c train ...`.
-    train.add_argument("--backend", choices=("c", "numba", "jax"), default=argparse.SUPPRESS,
-                       help="PyTensor backend (default: DPM_BACKEND or c)")
+    _add_backend_option(train)
     train.add_argument("--resume", metavar="RUN",
                        help="run folder to continue from its checkpoint, e.g. runs/reference_mnist/001")
     train.add_argument("--runs", metavar="DIR", default="runs",
@@ -66,6 +64,7 @@ def _add_model_commands(commands):
     evaluate = commands.add_parser(
         "evaluate", help="evaluate K on held-out images of a trained run and write evaluation.json")
     evaluate.add_argument("run", help="run folder, e.g. runs/reference_mnist/001")
+    _add_backend_option(evaluate)
     evaluate.add_argument("--n-images", type=positive_int, default=None,
                           help="held-out images to evaluate (default: [evaluation] n_images)")
     evaluate.add_argument("--t-per-image", type=positive_int, default=None, metavar="N",
@@ -76,6 +75,7 @@ def _add_model_commands(commands):
 
     sample = commands.add_parser("sample", help="draw images from a trained run as a PNG grid")
     sample.add_argument("run", help="run folder, e.g. runs/reference_mnist/001")
+    _add_backend_option(sample)
     kind = sample.add_mutually_exclusive_group()
     kind.add_argument("--inpaint", action="store_true",
                       help="fill in the centre of held-out images")
@@ -89,6 +89,12 @@ def _add_model_commands(commands):
     sample.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
     sample.add_argument("--output", metavar="PNG",
                         help="the PNG file (default: RUN/samples/KIND-seedSEED.png)")
+
+
+def _add_backend_option(command):
+    # SUPPRESS keeps the value given before the command, as in `dpm --backend c train ...`.
+    command.add_argument("--backend", choices=("c", "numba", "jax"), default=argparse.SUPPRESS,
+                         help="PyTensor backend (default: DPM_BACKEND or c)")
 
 
 def positive_int(text):
