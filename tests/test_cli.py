@@ -64,7 +64,7 @@ def test_count_options_must_be_positive(capsys, argv, option):
 
 @pytest.mark.parametrize("command", ["train", "evaluate", "sample"])
 def test_backend_accepted_after_model_command(tmp_path, capsys, command):
-    # The run folder is missing, so the command fails after parsing and configuring.
+    # The run folder or configuration file is missing, so the command fails after parsing.
     missing = str(tmp_path / "missing")
     argv = [command, missing, "--backend", "c"]
     if command == "train":

@@ -1,6 +1,7 @@
 """Tests of ``dpm data prepare``, ``dpm data list`` and the data set registry."""
 
 import inspect
+import json
 import os
 import urllib.error
 
@@ -9,7 +10,7 @@ import pytest
 
 from dpm import cli
 from dpm.data import raw, registry
-from dpm.data.hdf5 import H5Dataset
+from dpm.data.hdf5 import H5Dataset, read_attrs
 
 
 @pytest.fixture(autouse=True)
@@ -146,3 +147,29 @@ def test_prepare_subset_real_file(tmp_path, capsys):
     with H5Dataset(path, "test") as test:
         assert test.num_examples == 500
         assert test.get_data([0])[0].dtype == np.uint8
+
+
+def test_info_by_name_reads_prepared_file(capsys):
+    assert cli.main(["data", "info", "swiss_roll"]) == 1
+    error = error_line(capsys)
+    assert "data set swiss_roll is not prepared" in error
+    assert str(registry.default_path("swiss_roll")) in error
+    assert "run `dpm data prepare swiss_roll`" in error
+
+    assert cli.main(["data", "prepare", "swiss_roll"]) == 0
+    capsys.readouterr()
+    assert cli.main(["data", "info", "swiss_roll"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    path = registry.default_path("swiss_roll")
+    assert {split["split"] for split in described["splits"]} == {"train", "test"}
+    assert described["attributes"] == json.loads(json.dumps(read_attrs(path), default=str))
+
+
+def test_info_prefers_existing_file_to_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "swiss_roll").write_bytes(b"not HDF5")
+    assert cli.main(["data", "info", "swiss_roll"]) == 1
+    error = error_line(capsys)
+    # The damaged file in the working folder is read, not the data set's prepared file.
+    assert "swiss_roll is not a valid HDF5 file" in error
+    assert "is not prepared" not in error

@@ -4,6 +4,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from dpm.data import registry
 
@@ -27,7 +28,7 @@ def main(argv=None):
     prepare.add_argument("--force", action="store_true", help="overwrite an existing file")
     data_commands.add_parser("list", help="show each data set, whether it is prepared, its file and size")
     info = data_commands.add_parser("info", help="show the sources, splits and attributes of a file")
-    info.add_argument("file")
+    info.add_argument("file", help="an HDF5 data file, or a data set name for its prepared file")
     _add_model_commands(commands)
 
     args = parser.parse_args(argv)
@@ -218,10 +219,30 @@ def show_info(backend_name):
 def show_file(path):
     from dpm.data.hdf5 import read_attrs, split_table
 
+    path = resolve_data_file(path)
     splits = [{"split": split, "source": source, "rows": [start, stop]}
               for split, source, start, stop in split_table(path)]
     print(json.dumps({"splits": splits, "attributes": read_attrs(path)}, indent=2, default=str))
     return 0
+
+
+def resolve_data_file(argument):
+    """Return ``argument``, or the prepared file of the data set it names if no such file exists.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``argument`` names a registered data set whose file is not prepared.
+    """
+    if Path(argument).exists() or argument not in registry.names():
+        return argument
+    path = registry.default_path(argument)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"data set {argument} is not prepared ({path} not found); run "
+            f"`dpm data prepare {argument}`"
+        )
+    return path
 
 
 if __name__ == "__main__":
