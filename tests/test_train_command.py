@@ -18,7 +18,7 @@ from dpm.cli import main
 from dpm.data.hdf5 import write_dataset
 from dpm.data.mnist import default_path
 from dpm.data.pixel_statistics import statistics_attrs
-from dpm.image_run import bits_per_dimension
+from dpm.image_run import bits_per_dimension, evaluation_file_name, sample_file_name
 from dpm.training import read_stats
 from dpm.training.checkpoint import load_checkpoint
 from dpm.training.extensions import SimpleExtension
@@ -133,7 +133,10 @@ def test_evaluate_bits_per_dimension(trained, pixels, capsys):
 @pytest.mark.parametrize("options, names", [
     ([], ["samples-seed0.png"]),
     (["--inpaint"], ["inpainting-seed0.png", "inpainting-seed0-input.png"]),
-    (["--denoise", "0.5"], ["denoising-seed0.png", "denoising-seed0-input.png"]),
+    (["--denoise", "0.5"], ["denoising-sigma0.5-seed0.png", "denoising-sigma0.5-seed0-input.png"]),
+    (["--denoise", "2", "--seed", "1"],
+     ["denoising-sigma2-seed1.png", "denoising-sigma2-seed1-input.png"]),
+    (["--size", "8", "8"], ["samples-seed0.png"]),
 ])
 def test_sample_writes_png(trained, capsys, options, names):
     assert main(["sample", str(trained), "--n-images", "4", *options]) == 0
@@ -192,14 +195,35 @@ def test_evaluate_all_steps_equal_exact(trained, capsys):
         assert every_step[name] == exact[name], name
 
 
-def test_evaluate_t_per_image_agrees(trained, capsys):
+def test_evaluate_t_per_image_agrees(trained, capsys, caplog):
     assert main(["evaluate", str(trained)]) == 0
     exact = json.loads(capsys.readouterr().out)
-    assert main(["evaluate", str(trained), "--t-per-image", "2"]) == 0
+    with caplog.at_level(logging.INFO, logger="dpm.image_run"):
+        assert main(["evaluate", str(trained), "--t-per-image", "2"]) == 0
     sampled = json.loads(capsys.readouterr().out)
     assert sampled["t_per_image"] == 2
     assert abs(sampled["K"] - exact["K"]) < 4 * sampled["K_stderr"]
-    assert json.loads((trained / "evaluation.json").read_text()) == sampled
+    # The estimate goes to its own file and leaves the exact value in place.
+    assert json.loads((trained / "evaluation-t2.json").read_text()) == sampled
+    assert json.loads((trained / "evaluation.json").read_text()) == exact
+    assert f"wrote {trained / 'evaluation-t2.json'}" in [r.getMessage() for r in caplog.records]
+
+
+@pytest.mark.parametrize("arguments, name", [
+    (("samples", 0), "samples-seed0.png"),
+    (("samples", 3, None, (32, 16)), "samples-32x16-seed3.png"),
+    (("inpainting", 0), "inpainting-seed0.png"),
+    (("denoising", 0, 0.5), "denoising-sigma0.5-seed0.png"),
+    (("denoising", 2, 1.0), "denoising-sigma1-seed2.png"),
+    (("denoising", 0, 0.125), "denoising-sigma0.125-seed0.png"),
+])
+def test_sample_file_name_cases(arguments, name):
+    assert sample_file_name(*arguments) == name
+
+
+def test_evaluation_file_name_cases():
+    assert evaluation_file_name() == "evaluation.json"
+    assert evaluation_file_name(5) == "evaluation-t5.json"
 
 
 def test_evaluate_rejects_too_many_steps(trained, capsys):

@@ -63,7 +63,8 @@ def _add_model_commands(commands):
                        help="folder of the numbered run folders (default: runs)")
 
     evaluate = commands.add_parser(
-        "evaluate", help="evaluate K on held-out images of a trained run and write evaluation.json")
+        "evaluate", help="evaluate K on held-out images of a trained run and write "
+                         "RUN/evaluation.json, or RUN/evaluation-tN.json with --t-per-image N")
     evaluate.add_argument("run", help="run folder, e.g. runs/reference_mnist/001")
     _add_backend_option(evaluate)
     evaluate.add_argument("--n-images", type=positive_int, default=None,
@@ -72,7 +73,9 @@ def _add_model_commands(commands):
                           help="estimate each image's KL sum from N time steps drawn stratified "
                                "over 2..T and scaled by (T - 1) / N, unbiased and about "
                                "(T - 1) / N times faster; the standard errors include the "
-                               "variance of the drawn steps (default: every step, exact)")
+                               "variance of the drawn steps; written to "
+                               "RUN/evaluation-tN.json, so that evaluation.json keeps the exact "
+                               "value (default: every step, exact)")
 
     sample = commands.add_parser("sample", help="draw images from a trained run as a PNG grid")
     sample.add_argument("run", help="run folder, e.g. runs/reference_mnist/001")
@@ -89,7 +92,9 @@ def _add_model_commands(commands):
                         help="images to draw (default: 36)")
     sample.add_argument("--seed", type=int, default=0, help="seed of the draws (default: 0)")
     sample.add_argument("--output", metavar="PNG",
-                        help="the PNG file (default: RUN/samples/KIND-seedSEED.png)")
+                        help="the PNG file (default: RUN/samples/KIND-seedSEED.png, with "
+                             "-sigmaSIGMA after denoising and -HxW after samples of another "
+                             "size, e.g. denoising-sigma0.5-seed0.png)")
 
 
 def _add_backend_option(command):

@@ -76,7 +76,10 @@ def load_image_run(run_dir):
 
 
 def evaluate_run(run_dir, n_images=None, progress=False, t_per_image=None):
-    """Evaluate K on the held-out images of ``run_dir`` and write ``evaluation.json`` there.
+    """Evaluate K on the held-out images of ``run_dir`` and write it to a JSON file there.
+
+    The exact value goes to ``evaluation.json``, and an estimate from ``t_per_image`` steps
+    to ``evaluation-t<t_per_image>.json``, so an estimate never replaces the exact value.
 
     The points, their dequantization noise and the draws of ``xt`` are those of the run's
     :class:`LogLikelihood`, so with the same ``n_images`` the numbers equal the last
@@ -121,11 +124,33 @@ def evaluate_run(run_dir, n_images=None, progress=False, t_per_image=None):
     if run.image_data.quantized:
         report["bits_per_dimension"] = bits_per_dimension(result["K"], n_dims, run.image_data.scale)
         report["bits_per_dimension_stderr"] = result["K_stderr"] / n_dims
-    path = Path(run_dir) / EVALUATION_NAME
+    path = Path(run_dir) / evaluation_file_name(t_per_image)
     with atomic_path(path) as temporary:
         temporary.write_text(json.dumps(report, indent=2) + "\n")
     logger.info("wrote %s", path)
     return report
+
+
+def evaluation_file_name(t_per_image=None):
+    """Return the file name of an exact evaluation, or of an estimate from ``t_per_image`` steps."""
+    if t_per_image is None:
+        return EVALUATION_NAME
+    return f"evaluation-t{t_per_image}.json"
+
+
+def sample_file_name(kind, seed, denoise_sigma=None, size=None):
+    """Return the default PNG name of ``sample_run``'s grid, from its kind, sigma, size and seed.
+
+    ``size`` is the (H, W) of plain samples that differ from the training size, or None. The
+    sigma is written with 6 significant digits, so sigmas closer than that share a name.
+    """
+    parts = [kind]
+    if kind == "denoising":
+        parts.append(f"sigma{denoise_sigma:g}")
+    if size is not None:
+        parts.append(f"{size[0]}x{size[1]}")
+    parts.append(f"seed{seed}")
+    return "-".join(parts) + ".png"
 
 
 def sample_run(run_dir, kind="samples", n_images=36, seed=0, denoise_sigma=None, size=None,
@@ -142,8 +167,10 @@ def sample_run(run_dir, kind="samples", n_images=36, seed=0, denoise_sigma=None,
         Height and width of plain samples, the training size by default. Other sizes need
         a model without the dense pathway, and multiples of ``2**(n_scales - 1)``.
     output : path-like, optional
-        The PNG file, ``<run_dir>/samples/<kind>-seed<seed>.png`` by default. The input
-        grid of inpainting and denoising goes next to it, ``<stem>-input.png``.
+        The PNG file. By default it is ``<run_dir>/samples/<name>``, with the name of
+        :func:`sample_file_name`: for example ``samples-seed0.png``,
+        ``samples-32x32-seed0.png`` for another size, or ``denoising-sigma0.5-seed0.png``.
+        The input grid of inpainting and denoising goes next to it, ``<stem>-input.png``.
 
     Returns
     -------
@@ -167,8 +194,11 @@ def sample_run(run_dir, kind="samples", n_images=36, seed=0, denoise_sigma=None,
         else:
             images = sampler.denoise(rows, denoise_sigma, seed, progress=progress)
 
-    output = Path(output) if output is not None else (
-        Path(run_dir) / SAMPLES_NAME / f"{kind}-seed{seed}.png")
+    if output is None:
+        model_size = tuple(run.model.image_shape)[1:]
+        size = image_shape[1:] if image_shape[1:] != model_size else None
+        output = Path(run_dir) / SAMPLES_NAME / sample_file_name(kind, seed, denoise_sigma, size)
+    output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
     written = [write_image_grid(images[kind], output, kind)]
     if f"{kind}_input" in images:
