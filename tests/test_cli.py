@@ -1,6 +1,7 @@
 """The ``dpm`` command: info, data prepare and data info."""
 
 import json
+import logging
 
 import pytest
 
@@ -93,3 +94,22 @@ def test_backend_parsed_before_or_after_command(monkeypatch, argv, expected):
     monkeypatch.setitem(cli.MODEL_COMMANDS, command, record_backend)
     assert cli.main(argv) == 0
     assert chosen == [expected]
+
+
+def test_missing_blas_note_logged_once(monkeypatch, caplog):
+    from dpm import backend
+
+    # A fresh process state and no BLAS flags, as with a pip-installed PyTensor.
+    monkeypatch.setitem(backend._state, "blas_reported", False)
+    monkeypatch.setattr(backend, "blas_ldflags", lambda: "")
+    with caplog.at_level(logging.INFO, logger="dpm.backend"):
+        for _ in range(3):
+            backend.report_missing_blas()
+    records = [record for record in caplog.records if record.name == "dpm.backend"]
+    assert len(records) == 1
+    assert records[0].levelno == logging.INFO
+    message = records[0].getMessage()
+    assert "found no BLAS library" in message
+    assert "all but the swiss roll network" in message
+    assert "runs the same either way" not in message
+    assert "PYTENSOR_FLAGS=blas__ldflags=-lopenblas" in message

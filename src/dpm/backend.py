@@ -89,15 +89,18 @@ def blas_ldflags():
 
 
 def report_missing_blas():
-    """Log once that the C backend runs without BLAS, with the fix."""
+    """Log once per process, at INFO level, that the C backend runs without BLAS, with the fix.
+
+    INFO, because the programs still run correctly, only slower. ``dpm`` shows INFO messages.
+    """
     if _state["blas_reported"] or blas_ldflags():
         return
     _state["blas_reported"] = True
-    logger.warning(
+    logger.info(
         "PyTensor's C backend found no BLAS library, so matrix products use its slower "
-        "built-in code. To link OpenBLAS on Debian or Ubuntu: `apt-get install "
-        "libopenblas-dev`, then set PYTENSOR_FLAGS=blas__ldflags=-lopenblas. The swiss roll "
-        "network has no matrix product, so it runs the same either way."
+        "built-in code. This slows the models with matrix products, which are all but the "
+        "swiss roll network. To link OpenBLAS on Debian or Ubuntu: `apt-get install "
+        "libopenblas-dev`, then set PYTENSOR_FLAGS=blas__ldflags=-lopenblas."
     )
 
 
