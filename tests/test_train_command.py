@@ -421,3 +421,17 @@ def test_folder_without_config_rejected(tmp_path, capsys):
     error = capsys.readouterr().err
     assert f"{tmp_path / 'config.json'} not found, so {tmp_path} is not a run folder" in error
     assert "`dpm train` created" in error
+
+
+def test_train_interrupt_before_training(pixels, tmp_path, monkeypatch, capsys):
+    config = write_config(tmp_path, "early")
+
+    def interrupt(training, learning_rate):
+        raise KeyboardInterrupt
+
+    # The decay extension is built after compiling and before the run folder exists.
+    monkeypatch.setattr(image_training, "build_learning_rate_decay", interrupt)
+    assert main(["train", str(config), "--runs", str(tmp_path / "runs")]) == 130
+    error = capsys.readouterr().err
+    assert error == "interrupted before training started, so no checkpoint was written\n"
+    assert not (tmp_path / "runs").exists()

@@ -133,6 +133,11 @@ def train_model(args):
         print(f"interrupted; checkpoint written to {interrupt.run_dir}; continue with: "
               f"dpm train {args.config}{options} --resume {interrupt.run_dir}", file=sys.stderr)
         return INTERRUPTED_STATUS
+    except KeyboardInterrupt:
+        # Before the main loop, while loading data or compiling: nothing was trained.
+        print("interrupted before training started, so no checkpoint was written",
+              file=sys.stderr)
+        return INTERRUPTED_STATUS
     print(run.run_dir)
     return 0
 
