@@ -435,3 +435,12 @@ def test_train_interrupt_before_training(pixels, tmp_path, monkeypatch, capsys):
     error = capsys.readouterr().err
     assert error == "interrupted before training started, so no checkpoint was written\n"
     assert not (tmp_path / "runs").exists()
+
+
+def test_checkpoint_file_as_run_rejected(trained, capsys):
+    checkpoint = trained / "checkpoint.npz"
+    assert main(["evaluate", str(checkpoint)]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert f"{checkpoint} is a file, not a run folder" in error
+    assert f"e.g. {trained} for its checkpoint" in error

@@ -114,8 +114,15 @@ def read_config(run_dir):
     ------
     FileNotFoundError
         If ``run_dir`` or its ``config.json`` does not exist.
+    NotADirectoryError
+        If ``run_dir`` is a file.
     """
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(
+            f"{run_dir} is a file, not a run folder; pass the folder that `dpm train` created, "
+            f"e.g. {run_dir.parent} for its checkpoint"
+        )
     if not run_dir.is_dir():
         raise FileNotFoundError(
             f"run folder {run_dir} not found; `dpm train CONFIG` creates run folders, "
