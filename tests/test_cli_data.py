@@ -101,6 +101,20 @@ def test_prepare_heartbeat_then_list(tmp_path, capsys):
     assert listed["mnist"].split()[1:4] == ["not", "prepared", str(tmp_path / "data_home" / "mnist.hdf5")]
 
 
+def test_prepare_twice_keeps_file(tmp_path, capsys):
+    assert cli.main(["data", "prepare", "heartbeat"]) == 0
+    path = tmp_path / "data_home" / "heartbeat.hdf5"
+    before = path.read_bytes()
+    capsys.readouterr()
+
+    assert cli.main(["data", "prepare", "heartbeat"]) == 0
+
+    captured = capsys.readouterr()
+    assert captured.out.strip() == str(path)
+    assert "already prepared; pass --force to rebuild it" in captured.err
+    assert path.read_bytes() == before
+
+
 def test_unavailable_module_one_line(monkeypatch, capsys):
     future = registry.DataSetEntry("future_set", "dpm.data.no_such_module", True, "not written yet")
     monkeypatch.setitem(registry.DATASETS, "future_set", future)

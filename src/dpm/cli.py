@@ -176,7 +176,11 @@ MODEL_COMMANDS = {"train": train_model, "evaluate": evaluate_model, "sample": sa
 def prepare_data(name, force, from_dir=None):
     path = registry.default_path(name)
     if path.exists() and not force:
-        raise FileExistsError(f"{path} already exists; pass --force to replace it")
+        # Files are written under a temporary name and renamed, so an existing one is
+        # complete; keeping it lets scripts call prepare every time.
+        print(f"{path} is already prepared; pass --force to rebuild it", file=sys.stderr)
+        print(path)
+        return 0
     print(registry.prepare(name, path=path, overwrite=force, from_dir=from_dir))
     return 0
 
