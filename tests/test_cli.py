@@ -29,7 +29,8 @@ def test_data_prepare_writes_swiss_roll(tmp_path, monkeypatch, capsys):
     described = json.loads(capsys.readouterr().out)
     assert {"split": "test", "source": "features", "rows": [100_000, 120_000]} in described["splits"]
 
-    assert cli.main(["data", "prepare", "swiss_roll"]) == 1
+    # A second prepare keeps the file; --force rebuilds it.
+    assert cli.main(["data", "prepare", "swiss_roll"]) == 0
     assert "pass --force" in capsys.readouterr().err
     assert cli.main(["data", "prepare", "swiss_roll", "--force"]) == 0
 
