@@ -14,8 +14,8 @@ only: see ``NUMBA_SKIPPED``.
 
 The JAX comparisons skip when JAX is not installed (``pip install -e '.[jax]'``).
 
-NOTE: with an empty compile cache this file took about 2 min on 2 CPU cores, most of it
-compiling the image graphs; with a warm cache about 17 s.
+NOTE: with an empty compile cache this file took 3 min 20 s on 2 CPU cores, most of it
+compiling the image graphs. With a warm cache it takes about 17 s.
 """
 
 import contextlib
